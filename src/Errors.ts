@@ -1,0 +1,63 @@
+/**
+ * The expected failures of foreman. Each carries what a caller needs to understand it; the
+ * HTTP layer (`src/http/errors.ts`) is the one place that turns them into responses.
+ */
+import { Schema } from "effect"
+
+/** The target could not be reached: refused, reset, DNS failure, connect timeout. */
+export class TargetUnreachable extends Schema.TaggedError<TargetUnreachable>()("TargetUnreachable", {
+  url: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The target answered with a non-2xx status; `message` is its `error` text (or body). */
+export class TargetError extends Schema.TaggedError<TargetError>()("TargetError", {
+  status: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
+ * A model the target does not have. `message` is already in Ollama's exact wording for the
+ * endpoint that was asked (the wording differs between generate/chat and embed).
+ */
+export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNotFound", {
+  model: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Input foreman refuses before queueing; `message` is Ollama's wording where Ollama has one. */
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
+  message: Schema.String
+}) {}
+
+/** A request body larger than the configured limit. */
+export class BodyTooLarge extends Schema.TaggedError<BodyTooLarge>()("BodyTooLarge", {
+  limit: Schema.Number
+}) {}
+
+/** More jobs are waiting than `--max-queue` allows. */
+export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
+  limit: Schema.Number
+}) {}
+
+/** A sync caller waited longer than `--request-timeout` (typically: the target slept through it). */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
+  waitedMillis: Schema.Number,
+  reason: Schema.String
+}) {}
+
+/** No job with that id. */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
+  id: Schema.String
+}) {}
+
+/** The expected failures, as one union for the HTTP error mapping. */
+export type ForemanError =
+  | TargetUnreachable
+  | TargetError
+  | ModelNotFound
+  | BadRequest
+  | BodyTooLarge
+  | QueueFull
+  | RequestTimeout
+  | JobNotFound
