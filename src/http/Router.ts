@@ -1,0 +1,7 @@
+/**
+ * The router every part of foreman (and every plugin) adds its routes to. Routes register
+ * through `ForemanRouter.use(...)` layers, so a plugin is just another layer.
+ */
+import { HttpRouter } from "@effect/platform"
+
+export class ForemanRouter extends HttpRouter.Tag("foreman/Router")<ForemanRouter>() {}

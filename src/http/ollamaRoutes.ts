@@ -1,0 +1,124 @@
+/**
+ * The Ollama surface (ADR-0003): the same paths, bodies, streaming and errors as Ollama.
+ * Inference routes become jobs; `/api/tags` and `/api/ps` answer from the inventory cache
+ * (so they work while the target sleeps); `/api/show` and model management are passed
+ * through, and model management is followed by an inventory refresh.
+ */
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Either, Option, Ref, Stream } from "effect"
+import { ForemanConfig } from "../Config.ts"
+import { BadRequest } from "../Errors.ts"
+import { Inventory } from "../inventory/Inventory.ts"
+import { Jobs } from "../jobs/Jobs.ts"
+import { type Priority, priorities } from "../scheduler/policy.ts"
+import type { VersionResponse } from "../target/schema.ts"
+import { type JobEndpoint, TargetClient, type Upstream } from "../target/TargetClient.ts"
+import { readBody } from "./body.ts"
+import { decodeJobRequest } from "./ollamaRequest.ts"
+import { ForemanRouter } from "./Router.ts"
+
+/** The request header that sets a job's priority class. */
+export const priorityHeader = "x-foreman-priority"
+
+/** The priority of a request: its header if any, else the default for its kind. */
+export const priorityOf = (request: HttpServerRequest.HttpServerRequest, fallback: Priority) => {
+  const header = request.headers[priorityHeader]
+  if (header === undefined || header === "") return Effect.succeed(fallback)
+  const value = header.trim().toLowerCase()
+  return (priorities as ReadonlyArray<string>).includes(value)
+    ? Effect.succeed(value as Priority)
+    : Effect.fail(
+      new BadRequest({ message: `invalid X-Foreman-Priority "${header}": expected one of ${priorities.join(", ")}` })
+    )
+}
+
+const passthrough = (upstream: Upstream) =>
+  HttpServerResponse.stream(upstream.body.pipe(Stream.orDie), {
+    status: upstream.status,
+    ...(upstream.contentType === undefined ? {} : { contentType: upstream.contentType })
+  })
+
+const json = (body: unknown) => HttpServerResponse.unsafeJson(body, { contentType: "application/json; charset=utf-8" })
+
+export const layer = ForemanRouter.use((router) =>
+  Effect.gen(function*() {
+    const config = yield* ForemanConfig
+    const inventory = yield* Inventory
+    const jobs = yield* Jobs
+    const target = yield* TargetClient
+    const lastVersion = yield* Ref.make(Option.none<VersionResponse>())
+
+    const job = (endpoint: JobEndpoint) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const priority = yield* priorityOf(request, "interactive")
+        const body = yield* readBody(config.maxBodySize)
+        const decoded = yield* Either.match(decodeJobRequest(endpoint, body), {
+          onLeft: Effect.fail,
+          onRight: Effect.succeed
+        })
+        const started = yield* jobs.run({ endpoint, model: decoded.model, body, priority })
+        return HttpServerResponse.stream(started.body, {
+          status: started.status,
+          ...(started.contentType === undefined ? {} : { contentType: started.contentType })
+        })
+      })
+
+    /** Passes a model-management call through, then refreshes the inventory once it ends. */
+    const manage = (method: "POST" | "DELETE", path: string) =>
+      Effect.gen(function*() {
+        const body = yield* readBody(config.maxBodySize)
+        const upstream = yield* target.raw(method, path, body)
+        return passthrough({ ...upstream, body: upstream.body.pipe(Stream.ensuring(inventory.requestPoll)) })
+      })
+
+    yield* router.get("/", Effect.succeed(HttpServerResponse.text("Ollama is running")))
+    yield* router.get(
+      "/api/version",
+      target.version.pipe(
+        Effect.tap((version) => Ref.set(lastVersion, Option.some(version))),
+        // While the target sleeps, the last version it reported still describes it.
+        Effect.catchTag("TargetUnreachable", (error) =>
+          Ref.get(lastVersion).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(error), onSome: Effect.succeed })))),
+        Effect.map(json)
+      )
+    )
+    yield* router.get(
+      "/api/tags",
+      inventory.get.pipe(Effect.map((state) => json({ models: state.models })))
+    )
+    yield* router.get(
+      "/api/ps",
+      inventory.get.pipe(Effect.map((state) => json({ models: state.resident })))
+    )
+    yield* router.post("/api/generate", job("/api/generate"))
+    yield* router.post("/api/chat", job("/api/chat"))
+    yield* router.post("/api/embed", job("/api/embed"))
+    yield* router.post("/api/embeddings", job("/api/embeddings"))
+    yield* router.post(
+      "/api/show",
+      readBody(config.maxBodySize).pipe(Effect.flatMap((body) => target.raw("POST", "/api/show", body)), Effect.map(passthrough))
+    )
+    yield* router.post("/api/pull", manage("POST", "/api/pull"))
+    yield* router.post("/api/push", manage("POST", "/api/push"))
+    yield* router.post("/api/create", manage("POST", "/api/create"))
+    yield* router.post("/api/copy", manage("POST", "/api/copy"))
+    yield* router.del("/api/delete", manage("DELETE", "/api/delete"))
+    // Blobs can be gigabytes (GGUF files for /api/create): streamed, never buffered.
+    const blob = (method: "HEAD" | "POST") =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const length = Number(request.headers["content-length"])
+        const upstream = yield* target.raw(
+          method,
+          request.url,
+          method === "POST"
+            ? { stream: request.stream, ...(Number.isFinite(length) ? { contentLength: length } : {}) }
+            : undefined
+        )
+        return passthrough(upstream)
+      })
+    yield* router.head("/api/blobs/:digest", blob("HEAD"))
+    yield* router.post("/api/blobs/:digest", blob("POST"))
+  })
+)

@@ -1,0 +1,64 @@
+/**
+ * The HTTP app: every route registered on the ForemanRouter, with the one error mapping
+ * (`errors.ts`) at the edge. Unknown paths answer 404 and known paths with the wrong method
+ * 405, with Ollama's texts (as JSON error bodies, so every client can read them).
+ */
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Cause, Chunk, Effect, Layer, Option } from "effect"
+import type { ForemanError } from "../Errors.ts"
+import * as HttpErrors from "./errors.ts"
+import { ForemanRouter } from "./Router.ts"
+
+const foremanErrors = new Set<string>([
+  "TargetUnreachable",
+  "TargetError",
+  "ModelNotFound",
+  "BadRequest",
+  "BodyTooLarge",
+  "QueueFull",
+  "RequestTimeout",
+  "JobNotFound"
+])
+
+const isForemanError = (error: unknown): error is ForemanError =>
+  typeof error === "object" && error !== null && "_tag" in error && foremanErrors.has(String(error._tag))
+
+/** A matcher for "is this path served by some route, with any method". */
+const knownPaths = (router: HttpRouter.HttpRouter<unknown, unknown>) => {
+  const patterns = Chunk.toReadonlyArray(router.routes).map((route) =>
+    new RegExp("^" + route.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\/:[^/]+/g, "/[^/]+").replace(/\*/g, ".*") + "$")
+  )
+  return (path: string) => patterns.some((pattern) => pattern.test(path))
+}
+
+export const app = (router: HttpRouter.HttpRouter<unknown, unknown>) =>
+  Effect.gen(function*() {
+    const routed = yield* HttpRouter.toHttpApp(router)
+    const isKnown = knownPaths(router)
+    return routed.pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.gen(function*() {
+          const failure = Cause.failureOption(cause)
+          if (Option.isNone(failure)) {
+            if (Cause.isInterruptedOnly(cause)) return yield* Effect.failCause(cause)
+            return yield* HttpErrors.defect(cause)
+          }
+          const error = failure.value
+          if (isForemanError(error)) return HttpErrors.ollama(error)
+          if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "RouteNotFound") {
+            const request = yield* HttpServerRequest.HttpServerRequest
+            const path = request.url.split("?")[0] ?? "/"
+            return isKnown(path)
+              ? HttpServerResponse.unsafeJson({ error: "405 method not allowed" }, { status: 405 })
+              : HttpServerResponse.unsafeJson({ error: "404 page not found" }, { status: 404 })
+          }
+          return yield* HttpErrors.defect(cause)
+        })
+      )
+    )
+  })
+
+/** Serves the ForemanRouter's routes on the HttpServer the runtime provides. */
+export const layer = ForemanRouter.unwrap((router) =>
+  Layer.unwrapEffect(Effect.map(app(router), (httpApp) => HttpServer.serve(httpApp)))
+)

@@ -1,0 +1,173 @@
+/**
+ * What foreman knows about the target (ADR-0007): its models and resident models from the
+ * last successful poll, and the health of the polling itself. The state lives in a
+ * `SubscriptionRef` so the dispatcher and plugins can react to changes (the target waking
+ * up resumes dispatch). A failed poll keeps the last inventory: one failure never makes
+ * foreman reject jobs wholesale.
+ */
+import { Context, DateTime, Effect, FiberSet, Layer, Option, Stream, SubscriptionRef } from "effect"
+import type { TargetError, TargetUnreachable } from "../Errors.ts"
+import * as ModelName from "../target/ModelName.ts"
+import type { PsModel, TagModel } from "../target/schema.ts"
+import { TargetClient } from "../target/TargetClient.ts"
+
+export interface InventoryState {
+  /** `/api/tags` entries from the last successful poll, as the target sent them. */
+  readonly models: ReadonlyArray<TagModel>
+  /** `/api/ps` entries from the last successful poll. */
+  readonly resident: ReadonlyArray<PsModel>
+  readonly lastPollAt: Option.Option<DateTime.Utc>
+  readonly lastSuccessAt: Option.Option<DateTime.Utc>
+  readonly consecutiveFailures: number
+  readonly lastError: Option.Option<string>
+  /** False from the moment the target was found unreachable until the next successful poll. */
+  readonly reachable: boolean
+}
+
+export const initialState: InventoryState = {
+  models: [],
+  resident: [],
+  lastPollAt: Option.none(),
+  lastSuccessAt: Option.none(),
+  consecutiveFailures: 0,
+  lastError: Option.none(),
+  reachable: true
+}
+
+/** Degraded: the last contact with the target failed, or foreman has never reached it. */
+export const isDegraded = (state: InventoryState): boolean =>
+  state.consecutiveFailures > 0 || Option.isNone(state.lastSuccessAt)
+
+/** Whether the cache knows a model, by Ollama's name normalisation. */
+export const hasModel = (state: InventoryState, key: string): boolean =>
+  state.models.some((entry) => Option.contains(ModelName.keyOf(entry.model ?? entry.name), key))
+
+/** The outcome of checking a model before a job is queued. */
+export type Lookup = "found" | "missing" | "unknown"
+
+export interface InventoryService {
+  readonly get: Effect.Effect<InventoryState>
+  readonly changes: Stream.Stream<InventoryState>
+  /** Poll `/api/tags` and `/api/ps` now. Never fails: the outcome is recorded in the state. */
+  readonly poll: Effect.Effect<void>
+  /** Ask for a poll soon, without waiting for it (after model management, after a failure). */
+  readonly requestPoll: Effect.Effect<void>
+  /** A job found the target unreachable: mark degraded at once and probe early. */
+  readonly reportUnreachable: (error: TargetUnreachable) => Effect.Effect<void>
+  /**
+   * Check a model against the cache; on a miss, ask the target's `/api/tags` once (the
+   * grace path: a model pulled a second ago works). `unknown` means foreman has never
+   * reached the target, so it cannot tell: the job is let through and the target decides.
+   */
+  readonly lookup: (key: string) => Effect.Effect<Lookup>
+}
+
+export class Inventory extends Context.Tag("foreman/Inventory")<Inventory, InventoryService>() {}
+
+const describeFailure = (error: TargetUnreachable | TargetError): string =>
+  error._tag === "TargetUnreachable"
+    ? `target unreachable: ${error.message}`
+    : `target answered ${error.status}: ${error.message}`
+
+export const make = Effect.gen(function*() {
+  const target = yield* TargetClient
+  const ref = yield* SubscriptionRef.make(initialState)
+  const background = yield* FiberSet.make()
+  const pollLock = yield* Effect.makeSemaphore(1)
+
+  /** Applies a change and logs the degraded/recovered transitions. */
+  const update = (f: (state: InventoryState) => InventoryState) =>
+    SubscriptionRef.modify(ref, (before) => {
+      const after = f(before)
+      return [[before, after] as const, after]
+    }).pipe(
+      Effect.flatMap(([before, after]) => {
+        if (after.consecutiveFailures > 0 && before.consecutiveFailures === 0) {
+          return Effect.logWarning("target degraded").pipe(
+            Effect.annotateLogs({ target: target.url, error: Option.getOrElse(after.lastError, () => "") })
+          )
+        }
+        if (after.consecutiveFailures === 0 && before.consecutiveFailures > 0) {
+          return Effect.logInfo("target recovered").pipe(
+            Effect.annotateLogs({ target: target.url, models: after.models.length, failures: before.consecutiveFailures })
+          )
+        }
+        if (Option.isSome(after.lastSuccessAt) && Option.isNone(before.lastSuccessAt)) {
+          return Effect.logInfo("target reached").pipe(
+            Effect.annotateLogs({ target: target.url, models: after.models.length })
+          )
+        }
+        return Effect.void
+      })
+    )
+
+  const recordFailure = (error: TargetUnreachable | TargetError, now: DateTime.Utc) =>
+    update((state) => ({
+      ...state,
+      lastPollAt: Option.some(now),
+      consecutiveFailures: state.consecutiveFailures + 1,
+      lastError: Option.some(describeFailure(error)),
+      reachable: error._tag !== "TargetUnreachable"
+    }))
+
+  const poll = pollLock.withPermits(1)(
+    Effect.gen(function*() {
+      const result = yield* Effect.all([target.tags, target.ps], { concurrency: 2 }).pipe(Effect.either)
+      const now = yield* DateTime.now
+      if (result._tag === "Left") return yield* recordFailure(result.left, now)
+      const [tags, ps] = result.right
+      yield* update((state) => ({
+        ...state,
+        models: tags.models,
+        resident: ps.models,
+        lastPollAt: Option.some(now),
+        lastSuccessAt: Option.some(now),
+        consecutiveFailures: 0,
+        lastError: Option.none(),
+        reachable: true
+      }))
+    })
+  ).pipe(Effect.withSpan("Inventory.poll"))
+
+  const requestPoll = FiberSet.run(background, poll).pipe(Effect.asVoid)
+
+  const reportUnreachable = (error: TargetUnreachable) =>
+    DateTime.now.pipe(
+      Effect.flatMap((now) =>
+        update((state) => ({
+          ...state,
+          consecutiveFailures: state.consecutiveFailures + 1,
+          lastError: Option.some(describeFailure(error)),
+          reachable: false,
+          lastPollAt: state.lastPollAt.pipe(Option.orElse(() => Option.some(now)))
+        }))
+      ),
+      Effect.zipRight(requestPoll)
+    )
+
+  const lookup = (key: string) =>
+    Effect.gen(function*() {
+      const cached = yield* SubscriptionRef.get(ref)
+      if (hasModel(cached, key)) return "found" as const
+      const live = yield* target.tags.pipe(Effect.either)
+      if (live._tag === "Right") {
+        const now = yield* DateTime.now
+        yield* update((state) => ({ ...state, models: live.right.models, lastSuccessAt: Option.some(now) }))
+        return hasModel({ ...cached, models: live.right.models }, key) ? "found" as const : "missing" as const
+      }
+      // The target cannot be asked. With a last-known inventory, that inventory decides
+      // (ADR-0007); with none at all, let the job wait for the target to decide.
+      return Option.isSome(cached.lastSuccessAt) ? "missing" as const : "unknown" as const
+    }).pipe(Effect.withSpan("Inventory.lookup"))
+
+  return Inventory.of({
+    get: SubscriptionRef.get(ref),
+    changes: ref.changes,
+    poll,
+    requestPoll,
+    reportUnreachable,
+    lookup
+  })
+})
+
+export const layer = Layer.scoped(Inventory, make)

@@ -1,0 +1,217 @@
+/**
+ * Every inference request becomes a job: checked against the inventory before it is
+ * queued, given a slot by the Scheduler, run at the target, retried while the target is
+ * unreachable before the first byte (ADR-0004), and logged once when it finishes.
+ */
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Ref, Schedule, Scope, Stream } from "effect"
+import { ForemanConfig } from "../Config.ts"
+import { ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
+import { missingModelError } from "../http/ollamaRequest.ts"
+import { Inventory } from "../inventory/Inventory.ts"
+import type { Priority } from "../scheduler/policy.ts"
+import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
+import * as ModelName from "../target/ModelName.ts"
+import { type JobEndpoint, TargetClient, type Upstream } from "../target/TargetClient.ts"
+
+export interface JobSpec {
+  readonly endpoint: JobEndpoint
+  /** The model exactly as the caller sent it. */
+  readonly model: string
+  /** The request body, forwarded to the target byte for byte. */
+  readonly body: Uint8Array
+  readonly priority: Priority
+}
+
+/** A job that has started at the target: its status and its body, still streaming. */
+export interface Started {
+  readonly status: number
+  readonly contentType: string | undefined
+  /**
+   * The target's bytes as they arrive. A failure after the first byte ends an NDJSON stream
+   * with an `{"error": ...}` line (Ollama's convention). The job's slot is held until this
+   * stream ends or is interrupted.
+   */
+  readonly body: Stream.Stream<Uint8Array>
+}
+
+export type JobError = ModelNotFound | QueueFull | RequestTimeout | TargetError
+
+export interface JobsService {
+  readonly run: (spec: JobSpec) => Effect.Effect<Started, JobError>
+}
+
+export class Jobs extends Context.Tag("foreman/Jobs")<Jobs, JobsService>() {}
+
+/**
+ * Backoff between attempts while the target is unreachable: jittered exponential from
+ * 250 ms, capped at 5 s. Dispatch also pauses while the target is known to be asleep, so
+ * this only bounds how soon a failed job is back in its place in the queue.
+ */
+export const retrySchedule = Schedule.exponential(Duration.millis(250)).pipe(
+  Schedule.either(Schedule.spaced(Duration.seconds(5))),
+  Schedule.jittered
+)
+
+const encoder = new TextEncoder()
+const errorLine = (message: string) => encoder.encode(JSON.stringify({ error: message }) + "\n")
+
+export const make = Effect.gen(function*() {
+  const config = yield* ForemanConfig
+  const inventory = yield* Inventory
+  const scheduler = yield* Scheduler
+  const target = yield* TargetClient
+
+  /** One attempt: wait for a slot, then call the target. On success the slot stays held in `scope`. */
+  const attempt = (spec: JobSpec, ticket: Ticket, grantedAt: Ref.Ref<number>) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const exit = yield* restore(
+          Effect.gen(function*() {
+            yield* Scope.extend(scheduler.acquire(ticket), scope)
+            yield* Clock.currentTimeMillis.pipe(Effect.flatMap((now) => Ref.set(grantedAt, now)))
+            return yield* target.job(spec.endpoint, spec.body)
+          })
+        ).pipe(Effect.exit)
+        if (Exit.isFailure(exit)) {
+          yield* Scope.close(scope, exit)
+          return yield* exit
+        }
+        return { upstream: exit.value, scope }
+      })
+    )
+
+  const run = (spec: JobSpec) =>
+    Effect.gen(function*() {
+      const key = yield* checkModel(spec)
+      const first = yield* scheduler.ticket(key, spec.priority)
+      const attempts = yield* Ref.make(0)
+      const grantedAt = yield* Ref.make(first.enqueuedAt)
+
+      const tryOnce = Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
+        Effect.flatMap((n) => attempt(spec, { ...first, attempts: n }, grantedAt)),
+        Effect.tapError((error) =>
+          error._tag === "TargetUnreachable" ? inventory.reportUnreachable(error) : Effect.void
+        )
+      )
+      const lastUnreachable = yield* Ref.make<Option.Option<TargetUnreachable>>(Option.none())
+      const { upstream, scope } = yield* tryOnce.pipe(
+        Effect.tapError((error) =>
+          error._tag === "TargetUnreachable" ? Ref.set(lastUnreachable, Option.some(error)) : Effect.void
+        ),
+        Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "TargetUnreachable" }),
+        Effect.timeoutFail({
+          duration: config.requestTimeout,
+          onTimeout: () => new RequestTimeout({ waitedMillis: Duration.toMillis(config.requestTimeout), reason: "" })
+        }),
+        Effect.catchTag("RequestTimeout", (timeout) =>
+          Ref.get(lastUnreachable).pipe(
+            Effect.flatMap((last) =>
+              Effect.fail(
+                new RequestTimeout({
+                  waitedMillis: timeout.waitedMillis,
+                  reason: Option.match(last, {
+                    onNone: () => "the job was still queued",
+                    onSome: (error) => `the target is unreachable (${error.message})`
+                  })
+                })
+              )
+            )
+          )),
+        // Unreachable errors are retried until the timeout turns them into RequestTimeout.
+        Effect.catchTag("TargetUnreachable", (error) => Effect.die(error)),
+        Effect.tapError((error) => logJob(spec, first, grantedAt, attempts, statusOf(error), error.message)),
+        Effect.onInterrupt(() => logJob(spec, first, grantedAt, attempts, "cancelled", "caller went away while queued"))
+      )
+      return started(spec, first, upstream, scope, grantedAt, attempts)
+    }).pipe(Effect.withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model } }))
+
+  /** Rejects a model the target does not have, before anything is queued. */
+  const checkModel = (spec: JobSpec) =>
+    Effect.gen(function*() {
+      const source = ModelName.source(spec.model)
+      const local = source._tag === "Right" ? source.right : { source: "default" as const, name: spec.model }
+      const key = Option.getOrElse(ModelName.keyOf(local.name), () => spec.model.toLowerCase())
+      // Cloud models are served by ollama.com through the target; only the target knows them.
+      if (local.source === "cloud") return key
+      const found = yield* inventory.lookup(key)
+      if (found === "missing") {
+        const error = missingModelError(spec.endpoint, spec.model)
+        yield* Effect.logInfo("job rejected").pipe(
+          Effect.annotateLogs({ endpoint: spec.endpoint, model: spec.model, status: 404, error: error.message })
+        )
+        return yield* error
+      }
+      return key
+    })
+
+  const started = (
+    spec: JobSpec,
+    ticket: Ticket,
+    upstream: Upstream,
+    scope: Scope.CloseableScope,
+    grantedAt: Ref.Ref<number>,
+    attempts: Ref.Ref<number>
+  ): Started => {
+    const ndjson = upstream.contentType?.includes("ndjson") === true
+    return {
+      status: upstream.status,
+      contentType: upstream.contentType,
+      body: upstream.body.pipe(
+        Stream.catchAll((error) =>
+          Stream.fromEffect(
+            logJob(spec, ticket, grantedAt, attempts, "failed", error.message).pipe(
+              Effect.as(ndjson ? errorLine(error.message) : new Uint8Array(0))
+            )
+          )
+        ),
+        Stream.ensuringWith((exit) =>
+          Scope.close(scope, exit).pipe(
+            Effect.zipRight(
+              Exit.isInterrupted(exit)
+                ? logJob(spec, ticket, grantedAt, attempts, "cancelled", "caller went away")
+                : Exit.isSuccess(exit)
+                ? logJob(spec, ticket, grantedAt, attempts, upstream.status)
+                : Effect.void
+            )
+          )
+        )
+      )
+    }
+  }
+
+  return Jobs.of({ run })
+})
+
+const statusOf = (error: JobError): number =>
+  error._tag === "ModelNotFound" ? 404 : error._tag === "TargetError" ? error.status : 503
+
+/** The one log line per finished job. */
+const logJob = (
+  spec: JobSpec,
+  ticket: Ticket,
+  grantedAt: Ref.Ref<number>,
+  attempts: Ref.Ref<number>,
+  status: number | "failed" | "cancelled",
+  error?: string
+) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const granted = yield* Ref.get(grantedAt)
+    const tries = yield* Ref.get(attempts)
+    const fields = {
+      job: ticket.id,
+      endpoint: spec.endpoint,
+      model: spec.model,
+      priority: spec.priority,
+      status,
+      attempts: tries,
+      waitMs: granted - ticket.enqueuedAt,
+      durationMs: now - granted,
+      ...(error === undefined ? {} : { error })
+    }
+    const ok = typeof status === "number" && status < 400
+    yield* (ok ? Effect.logInfo("job finished") : Effect.logWarning("job finished")).pipe(Effect.annotateLogs(fields))
+  })
+
+export const layer = Layer.effect(Jobs, make)

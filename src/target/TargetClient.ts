@@ -1,0 +1,138 @@
+/**
+ * The target: the Ollama server foreman stands in front of. This service is the only code
+ * that talks HTTP to it. Transport failures become `TargetUnreachable` (the laptop sleeps:
+ * ADR-0002, normal and retried), non-2xx answers become `TargetError` carrying Ollama's own
+ * status and error text, so callers see exactly what Ollama said.
+ */
+import { HttpClient, HttpClientRequest, type HttpClientError, type HttpClientResponse } from "@effect/platform"
+import { Context, Duration, Effect, Layer, Schema, Stream } from "effect"
+import { ForemanConfig } from "../Config.ts"
+import { TargetError, TargetUnreachable } from "../Errors.ts"
+import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "./schema.ts"
+
+/** The four inference routes that become jobs. */
+export type JobEndpoint = "/api/generate" | "/api/chat" | "/api/embed" | "/api/embeddings"
+
+/** A body to pass through: bytes, or a stream (blob uploads can be gigabytes). */
+export type RawBody = Uint8Array | {
+  readonly stream: Stream.Stream<Uint8Array, unknown>
+  readonly contentLength?: number
+}
+
+/** A response from the target whose body has not been read yet. */
+export interface Upstream {
+  readonly status: number
+  readonly contentType: string | undefined
+  /** The body exactly as the target sends it, chunk by chunk. */
+  readonly body: Stream.Stream<Uint8Array, TargetUnreachable>
+}
+
+export interface TargetClientService {
+  /** The target's base URL, without a trailing slash. */
+  readonly url: string
+  readonly tags: Effect.Effect<TagsResponse, TargetUnreachable | TargetError>
+  readonly ps: Effect.Effect<PsResponse, TargetUnreachable | TargetError>
+  readonly version: Effect.Effect<VersionResponse, TargetUnreachable | TargetError>
+  /**
+   * An inference call. Succeeds once the target has sent its response headers (for
+   * Ollama: with the first token, after any model load), with the body still to stream.
+   * Interrupting the body stream aborts the upstream request.
+   */
+  readonly job: (endpoint: JobEndpoint, body: Uint8Array) => Effect.Effect<Upstream, TargetUnreachable | TargetError>
+  /** Any other route, passed through as is: non-2xx answers are returned, not failed. */
+  readonly raw: (
+    method: "GET" | "HEAD" | "POST" | "DELETE",
+    path: string,
+    body?: RawBody
+  ) => Effect.Effect<Upstream, TargetUnreachable>
+}
+
+/** The Ollama HTTP client to the target. */
+export class TargetClient extends Context.Tag("foreman/TargetClient")<TargetClient, TargetClientService>() {}
+
+/** Metadata calls (tags, ps, version) answer in milliseconds; a target that takes longer is not serving. */
+const metadataTimeout = Duration.seconds(15)
+
+const describe = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    const inner = (cause as { cause?: unknown }).cause
+    const base = typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
+    return inner !== undefined && inner !== cause ? `${base} (${describe(inner)})` : base
+  }
+  return String(cause)
+}
+
+/** The error text of a non-2xx answer: Ollama's `error` field, or the raw body (gin's plain-text 404/405). */
+const errorText = (text: string): string => {
+  try {
+    return Schema.decodeUnknownSync(ErrorBody)(JSON.parse(text)).error
+  } catch {
+    return text.trim()
+  }
+}
+
+export const make = Effect.gen(function*() {
+  const config = yield* ForemanConfig
+  const http = yield* HttpClient.HttpClient
+  const url = config.target
+  const unreachable = (cause: unknown) => new TargetUnreachable({ url, message: describe(cause) })
+
+  const send = (request: HttpClientRequest.HttpClientRequest) =>
+    http.execute(request).pipe(
+      Effect.mapError((error: HttpClientError.HttpClientError) => unreachable(error.cause ?? error))
+    )
+
+  const toUpstream = (response: HttpClientResponse.HttpClientResponse): Upstream => ({
+    status: response.status,
+    contentType: response.headers["content-type"],
+    body: response.stream.pipe(Stream.mapError((error) => unreachable(error.cause ?? error)))
+  })
+
+  const failNon2xx = (response: HttpClientResponse.HttpClientResponse) =>
+    response.status >= 200 && response.status < 300
+      ? Effect.succeed(response)
+      : response.text.pipe(
+        Effect.orElseSucceed(() => ""),
+        Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.status, message: errorText(text) })))
+      )
+
+  const getJson = <A, I>(path: string, schema: Schema.Schema<A, I>) =>
+    send(HttpClientRequest.get(url + path)).pipe(
+      Effect.flatMap(failNon2xx),
+      Effect.flatMap((response) => response.json),
+      Effect.flatMap(Schema.decodeUnknown(schema)),
+      Effect.catchTags({
+        ResponseError: (error) => Effect.fail(unreachable(error.cause ?? error)),
+        ParseError: (error) =>
+          Effect.fail(new TargetError({ status: 502, message: `unexpected ${path} body from the target: ${error.message}` }))
+      }),
+      Effect.timeoutFail({ duration: metadataTimeout, onTimeout: () => unreachable(`no answer to ${path} within 15s`) })
+    )
+
+  const post = (path: string, body: Uint8Array) =>
+    HttpClientRequest.post(url + path).pipe(HttpClientRequest.bodyUint8Array(body, "application/json"))
+
+  return TargetClient.of({
+    url,
+    tags: getJson("/api/tags", TagsResponse).pipe(Effect.withSpan("TargetClient.tags")),
+    ps: getJson("/api/ps", PsResponse).pipe(Effect.withSpan("TargetClient.ps")),
+    version: getJson("/api/version", VersionResponse).pipe(Effect.withSpan("TargetClient.version")),
+    job: (endpoint, body) => send(post(endpoint, body)).pipe(Effect.flatMap(failNon2xx), Effect.map(toUpstream)),
+    raw: (method, path, body) => {
+      const request = HttpClientRequest.make(method)(url + path)
+      const withBody = body === undefined
+        ? request
+        : body instanceof Uint8Array
+        ? request.pipe(HttpClientRequest.bodyUint8Array(body, "application/json"))
+        : request.pipe(HttpClientRequest.bodyStream(body.stream, {
+          contentType: "application/octet-stream",
+          ...(body.contentLength === undefined ? {} : { contentLength: body.contentLength })
+        }))
+      return send(withBody).pipe(Effect.map(toUpstream))
+    }
+  })
+})
+
+/** The target client over whatever `HttpClient` the runtime provides (undici on Node, fetch on Deno). */
+export const layer = Layer.effect(TargetClient, make)
