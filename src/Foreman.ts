@@ -1,0 +1,95 @@
+/**
+ * Wiring, in one place. `ForemanLive` is the whole broker: services, routes and the HTTP
+ * server, needing only a config, an `HttpClient` and an `HttpServer` from the runtime.
+ * The command line (`bin.ts`) and library users both start from here.
+ */
+import { FetchHttpClient, HttpServer } from "@effect/platform"
+import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import * as Undici from "@effect/platform-node/Undici"
+import { Duration, Effect, Layer, Logger } from "effect"
+import { createServer } from "node:http"
+import { ForemanConfig } from "./Config.ts"
+import * as Health from "./http/health.ts"
+import * as OllamaRoutes from "./http/ollamaRoutes.ts"
+import * as Server from "./http/server.ts"
+import * as Inventory from "./inventory/Inventory.ts"
+import * as Poller from "./inventory/Poller.ts"
+import * as Jobs from "./jobs/Jobs.ts"
+import * as Scheduler from "./scheduler/Scheduler.ts"
+import * as TargetClient from "./target/TargetClient.ts"
+
+/** The services: target client, inventory and its poller, scheduler and jobs. */
+export const ServicesLive = Layer.mergeAll(Jobs.layer, Poller.layer).pipe(
+  Layer.provideMerge(Scheduler.layer),
+  Layer.provideMerge(Inventory.layer),
+  Layer.provideMerge(TargetClient.layer)
+)
+
+/**
+ * The HTTP surface. `plugins` are layers that add routes to the `ForemanRouter` (and may
+ * use any service); they are built before the server reads the router.
+ */
+export const HttpLive = <E, R>(plugins: Layer.Layer<never, E, R>) =>
+  Server.layer.pipe(
+    Layer.provide(Layer.mergeAll(OllamaRoutes.layer, Health.layer, plugins))
+  )
+
+const logListening = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const config = yield* ForemanConfig
+    yield* HttpServer.addressFormattedWith((address) =>
+      Effect.logInfo("foreman listening").pipe(Effect.annotateLogs({ url: address, target: config.target }))
+    )
+  })
+)
+
+/** The whole broker. Needs `ForemanConfig`, an `HttpClient` and an `HttpServer`. */
+export const ForemanLive = <E = never, R = never>(plugins: Layer.Layer<never, E, R> = Layer.empty as Layer.Layer<never, E, R>) =>
+  Layer.mergeAll(HttpLive(plugins), logListening).pipe(Layer.provideMerge(ServicesLive))
+
+/**
+ * Node's HTTP server on `host:port` and an undici client to the target. Undici's own
+ * header timeout is off: Ollama sends no header until the first token, and a model load
+ * can take minutes. A sleeping laptop does not answer SYNs, hence the connect timeout.
+ */
+export const NodePlatformLive = Layer.unwrapEffect(
+  Effect.map(ForemanConfig, (config) =>
+    Layer.mergeAll(
+      NodeHttpServer.layer(() => createServer(), { host: config.host, port: config.port }),
+      NodeHttpClient.layerUndiciWithoutDispatcher.pipe(
+        Layer.provide(
+          Layer.scoped(
+            NodeHttpClient.Dispatcher,
+            Effect.acquireRelease(
+              Effect.sync(() =>
+                new Undici.Agent({
+                  connect: { timeout: Duration.toMillis(config.connectTimeout) },
+                  headersTimeout: 0,
+                  bodyTimeout: 0
+                })
+              ),
+              (agent) => Effect.promise(() => agent.destroy())
+            )
+          )
+        )
+      )
+    ))
+)
+
+/** For runtimes without undici (Deno): the platform's `fetch`. */
+export const FetchPlatformLive = Layer.unwrapEffect(
+  Effect.map(ForemanConfig, (config) =>
+    Layer.mergeAll(
+      NodeHttpServer.layer(() => createServer(), { host: config.host, port: config.port }),
+      FetchHttpClient.layer
+    ))
+)
+
+/** Log format and level from the config. */
+export const LoggerLive = Layer.unwrapEffect(
+  Effect.map(ForemanConfig, (config) =>
+    Layer.mergeAll(
+      config.logFormat === "json" ? Logger.json : config.logFormat === "logfmt" ? Logger.logFmt : Logger.pretty,
+      Logger.minimumLogLevel(config.logLevel)
+    ))
+)
