@@ -1,0 +1,385 @@
+/**
+ * Every setting of foreman in one table: its flag, env variable, default, description and
+ * parser. The Effect `Config` (`foremanConfig`), the typed defaults (`defaultSettings`), the
+ * CLI options and the help text are all derived from that table, so a setting is added by
+ * adding one field to `ForemanSettings` and one entry to `specs` below (the compiler insists
+ * on both).
+ */
+import * as os from "node:os"
+import * as path from "node:path"
+import { Config, ConfigError, Context, Duration, Either, Layer, LogLevel, Option, Record } from "effect"
+
+export interface ForemanSettings {
+  /** Base URL of the Ollama server, normalised without a trailing slash. */
+  readonly target: string
+  readonly host: string
+  /** 0 = pick a free port. */
+  readonly port: number
+  readonly pollInterval: Duration.Duration
+  /** SQLite file for async jobs; `:memory:` keeps them in memory only. */
+  readonly db: string
+  readonly concurrency: number
+  readonly maxQueue: number
+  readonly maxWait: Duration.Duration
+  /** Plugin names in the order given; `none` gives `[]`. */
+  readonly plugins: ReadonlyArray<string>
+  /** How long a sync caller waits (queue + target asleep) before a 503. */
+  readonly requestTimeout: Duration.Duration
+  /** TCP connect timeout to the target (a sleeping laptop does not answer SYNs). */
+  readonly connectTimeout: Duration.Duration
+  /** In bytes. */
+  readonly maxBodySize: number
+  readonly logLevel: LogLevel.LogLevel
+  readonly logFormat: "pretty" | "json" | "logfmt"
+}
+
+/** The public face of one setting: what the help text and the README show. */
+export interface SettingInfo {
+  readonly key: keyof ForemanSettings
+  /** With its dashes: `--port`. */
+  readonly flag: string
+  readonly env: string
+  /** As a user would type it. */
+  readonly default: string
+  /** The value's name in usage lines: `--port PORT`. */
+  readonly placeholder: string
+  readonly description: string
+}
+
+/** One setting as the table holds it. */
+export interface SettingSpec<A> extends Omit<SettingInfo, "key"> {
+  /** Completes "expected …" in the error for a bad value. */
+  readonly expected: string
+  /** `None` for a value the setting refuses. */
+  readonly parse: (raw: string) => Option.Option<A>
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value parsers
+// ---------------------------------------------------------------------------------------------
+
+const durationUnits: { readonly [unit: string]: number } = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+const durationShape = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/
+const durationPart = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g
+
+/**
+ * `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"1d"` and sums of them such as `"1m30s"`. A bare number,
+ * a negative value or anything else gives `None` (`"0s"` is a valid, zero, duration).
+ */
+export const parseDuration = (s: string): Option.Option<Duration.Duration> => {
+  const text = s.trim()
+  if (!durationShape.test(text)) return Option.none()
+  let millis = 0
+  for (const [, amount, unit] of text.matchAll(durationPart)) millis += Number(amount) * durationUnits[unit!]!
+  return Number.isFinite(millis) ? Option.some(Duration.millis(millis)) : Option.none()
+}
+
+const byteUnits: { readonly [unit: string]: number } = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40
+}
+
+/**
+ * A byte count: `"65536"`, `"512KiB"`, `"10MB"`, `"64MiB"`, `"1GiB"` (MB = 10^6, MiB = 2^20;
+ * units are case-insensitive). Anything else, or a fraction of a byte, gives `None`.
+ */
+export const parseByteSize = (s: string): Option.Option<number> => {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s.trim())
+  if (match === null) return Option.none()
+  const unit = byteUnits[(match[2] || "b").toLowerCase()]
+  if (unit === undefined) return Option.none()
+  const bytes = Number(match[1]) * unit
+  return Number.isSafeInteger(bytes) ? Option.some(bytes) : Option.none()
+}
+
+const parseInteger = (min: number, max: number) => (s: string): Option.Option<number> => {
+  const text = s.trim()
+  if (!/^\d+$/.test(text)) return Option.none()
+  const n = Number(text)
+  return Number.isSafeInteger(n) && n >= min && n <= max ? Option.some(n) : Option.none()
+}
+
+const parsePositiveDuration = (s: string): Option.Option<Duration.Duration> =>
+  Option.filter(parseDuration(s), (d) => Duration.greaterThan(d, Duration.zero))
+
+const parseHttpUrl = (s: string): Option.Option<string> => {
+  const text = s.trim()
+  if (!URL.canParse(text)) return Option.none()
+  const url = new URL(text)
+  const usable = (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "" &&
+    url.search === "" && url.hash === ""
+  return usable ? Option.some(url.href.replace(/\/+$/, "")) : Option.none()
+}
+
+const parseNonEmpty = (s: string): Option.Option<string> => {
+  const text = s.trim()
+  return text === "" ? Option.none() : Option.some(text)
+}
+
+const parsePluginList = (s: string): Option.Option<ReadonlyArray<string>> => {
+  const text = s.trim().toLowerCase()
+  if (text === "none") return Option.some([])
+  const names = text.split(",").map((name) => name.trim())
+  return names.every((name) => /^[a-z0-9][a-z0-9_-]*$/.test(name))
+    ? Option.some([...new Set(names)])
+    : Option.none()
+}
+
+const oneOf = <A>(choices: ReadonlyArray<readonly [string, A]>) => (s: string): Option.Option<A> => {
+  const text = s.trim().toLowerCase()
+  const found = choices.find(([name]) => name === text)
+  return found === undefined ? Option.none() : Option.some(found[1])
+}
+
+const logLevels = LogLevel.allLevels.map((level) => [level._tag.toLowerCase(), level] as const)
+const logFormats = (["pretty", "json", "logfmt"] as const).map((format) => [format, format] as const)
+
+/**
+ * Where foreman keeps its database unless told otherwise: the user's data dir
+ * (`$XDG_DATA_HOME` or `~/.local/share` on Linux and other Unixes, `~/Library/Application
+ * Support` on macOS, `%APPDATA%` on Windows) + `foreman-effect/foreman.db`.
+ */
+export const defaultDbPath = (
+  platform: string = process.platform,
+  env: { readonly [name: string]: string | undefined } = process.env,
+  home: string = os.homedir()
+): string => {
+  if (platform === "win32") {
+    const appData = env["APPDATA"] || path.win32.join(home, "AppData", "Roaming")
+    return path.win32.join(appData, "foreman-effect", "foreman.db")
+  }
+  const xdg = env["XDG_DATA_HOME"]
+  const dataDir = platform === "darwin"
+    ? path.posix.join(home, "Library", "Application Support")
+    : xdg !== undefined && path.posix.isAbsolute(xdg)
+    ? xdg
+    : path.posix.join(home, ".local", "share")
+  return path.posix.join(dataDir, "foreman-effect", "foreman.db")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------------------------
+
+type Specs<S> = { readonly [K in keyof S]: SettingSpec<S[K]> }
+
+const positiveDuration = "a positive duration such as 500ms, 30s, 2m or 1m30s"
+
+// Order here is the order of the help text and the README table.
+const specs: Specs<ForemanSettings> = {
+  target: {
+    flag: "--target",
+    env: "FOREMAN_TARGET",
+    default: "http://127.0.0.1:11434",
+    placeholder: "URL",
+    description: "Base URL of the Ollama server that foreman fronts.",
+    expected: "an http:// or https:// URL such as http://127.0.0.1:11434",
+    parse: parseHttpUrl
+  },
+  host: {
+    flag: "--host",
+    env: "FOREMAN_HOST",
+    default: "127.0.0.1",
+    placeholder: "HOST",
+    description: "Address to listen on; 0.0.0.0 listens on every interface.",
+    expected: "a host name or IP address",
+    parse: (s) => Option.filter(parseNonEmpty(s), (host) => !/\s/.test(host))
+  },
+  port: {
+    flag: "--port",
+    env: "FOREMAN_PORT",
+    default: "11435",
+    placeholder: "PORT",
+    description: "TCP port to listen on; 0 picks a free port.",
+    expected: "an integer from 0 to 65535",
+    parse: parseInteger(0, 65535)
+  },
+  pollInterval: {
+    flag: "--poll-interval",
+    env: "FOREMAN_POLL_INTERVAL",
+    default: "30s",
+    placeholder: "DURATION",
+    description: "How often to read the target's models (/api/tags, /api/ps); e.g. 500ms, 30s, 2m.",
+    expected: positiveDuration,
+    parse: parsePositiveDuration
+  },
+  db: {
+    flag: "--db",
+    env: "FOREMAN_DB",
+    default: defaultDbPath(),
+    placeholder: "PATH",
+    description: "SQLite file that keeps async jobs; :memory: keeps them in memory only.",
+    expected: "a file path or :memory:",
+    parse: parseNonEmpty
+  },
+  concurrency: {
+    flag: "--concurrency",
+    env: "FOREMAN_CONCURRENCY",
+    default: "1",
+    placeholder: "N",
+    description: "How many jobs may run on the target at once.",
+    expected: "an integer of at least 1",
+    parse: parseInteger(1, Number.MAX_SAFE_INTEGER)
+  },
+  maxQueue: {
+    flag: "--max-queue",
+    env: "FOREMAN_MAX_QUEUE",
+    default: "512",
+    placeholder: "N",
+    description: "How many jobs may wait; beyond that requests get 503 with Retry-After.",
+    expected: "an integer of at least 1",
+    parse: parseInteger(1, Number.MAX_SAFE_INTEGER)
+  },
+  maxWait: {
+    flag: "--max-wait",
+    env: "FOREMAN_MAX_WAIT",
+    default: "60s",
+    placeholder: "DURATION",
+    description: "A job that has waited this long is served next, whatever its model.",
+    expected: positiveDuration,
+    parse: parsePositiveDuration
+  },
+  plugins: {
+    flag: "--plugins",
+    env: "FOREMAN_PLUGINS",
+    default: "openai,metrics",
+    placeholder: "LIST",
+    description: "Comma-separated plugins to enable; none disables them all.",
+    expected: "a comma-separated list of plugin names such as openai,metrics, or none",
+    parse: parsePluginList
+  },
+  requestTimeout: {
+    flag: "--request-timeout",
+    env: "FOREMAN_REQUEST_TIMEOUT",
+    default: "5m",
+    placeholder: "DURATION",
+    description: "How long a waiting caller is held (queue and sleeping target included) before a 503.",
+    expected: positiveDuration,
+    parse: parsePositiveDuration
+  },
+  connectTimeout: {
+    flag: "--connect-timeout",
+    env: "FOREMAN_CONNECT_TIMEOUT",
+    default: "5s",
+    placeholder: "DURATION",
+    description: "TCP connect timeout to the target (a sleeping laptop does not answer).",
+    expected: positiveDuration,
+    parse: parsePositiveDuration
+  },
+  maxBodySize: {
+    flag: "--max-body-size",
+    env: "FOREMAN_MAX_BODY_SIZE",
+    default: "64MiB",
+    placeholder: "SIZE",
+    description: "Largest request body accepted: bytes, or with a unit (512KiB, 10MB, 64MiB, 1GiB).",
+    expected: "a positive size such as 65536, 512KiB, 10MB or 64MiB",
+    parse: (s) => Option.filter(parseByteSize(s), (bytes) => bytes > 0)
+  },
+  logLevel: {
+    flag: "--log-level",
+    env: "FOREMAN_LOG_LEVEL",
+    default: "info",
+    placeholder: "LEVEL",
+    description: "Least severe log level written: all, trace, debug, info, warning, error, fatal or none.",
+    expected: "one of all, trace, debug, info, warning, error, fatal, none",
+    parse: oneOf(logLevels)
+  },
+  logFormat: {
+    flag: "--log-format",
+    env: "FOREMAN_LOG_FORMAT",
+    default: "pretty",
+    placeholder: "FORMAT",
+    description: "Log line format: pretty, json or logfmt.",
+    expected: "one of pretty, json, logfmt",
+    parse: oneOf(logFormats)
+  }
+}
+
+/** The table: every setting's flag, env variable, default and description, in help order. */
+export const settings: ReadonlyArray<SettingInfo> = Object.entries(specs).map(
+  ([key, { default: defaultValue, description, env, flag, placeholder }]) => ({
+    key: key as keyof ForemanSettings,
+    flag,
+    env,
+    default: defaultValue,
+    placeholder,
+    description
+  })
+)
+
+/** The one-line complaint about a bad value; it names the flag, the env variable and the value. */
+export const invalidValueMessage = (spec: Pick<SettingSpec<unknown>, "flag" | "env" | "expected">, raw: string) =>
+  `Invalid ${spec.flag} (${spec.env}): expected ${spec.expected}, got ${JSON.stringify(raw)}`
+
+const configOf = <A>(spec: SettingSpec<A>): Config.Config<A> =>
+  Config.string(spec.env).pipe(
+    Config.withDefault(spec.default),
+    Config.mapOrFail((raw) =>
+      Option.match(spec.parse(raw), {
+        onNone: () => Either.left(ConfigError.InvalidData([], invalidValueMessage(spec, raw))),
+        onSome: Either.right
+      })
+    )
+  )
+
+// A mapped type cannot be mapped generically without help: one cast each, checked by the
+// `Specs<S>` type of the argument.
+const configFromSpecs = <S>(table: Specs<S>): Config.Config<S> =>
+  Config.all(Record.map(table as Record.ReadonlyRecord<string, SettingSpec<unknown>>, configOf)) as Config.Config<S>
+
+const defaultsFromSpecs = <S>(table: Specs<S>): S =>
+  Record.map(table as Record.ReadonlyRecord<string, SettingSpec<unknown>>, (spec) =>
+    Option.getOrThrowWith(
+      spec.parse(spec.default),
+      () => new Error(`foreman bug: ${invalidValueMessage(spec, spec.default)} (the default)`)
+    )) as S
+
+/**
+ * The Effect `Config` of every setting, keyed by the env variable names (`FOREMAN_PORT`, ...).
+ * Missing keys take the table's default; bad values fail with `ConfigError.InvalidData` whose
+ * message is the one-line complaint (see `formatConfigError`).
+ */
+export const foremanConfig: Config.Config<ForemanSettings> = configFromSpecs(specs)
+
+/** The defaults of the table, parsed. */
+export const defaultSettings: ForemanSettings = defaultsFromSpecs(specs)
+
+/** A `ConfigError` as the lines a user should read: one per bad or missing value. */
+export const formatConfigError = (error: ConfigError.ConfigError): string => {
+  const lines = new Set<string>()
+  const walk = (e: ConfigError.ConfigError): void => {
+    switch (e._op) {
+      case "And":
+      case "Or":
+        walk(e.left)
+        walk(e.right)
+        return
+      case "MissingData":
+        lines.add(`Missing ${e.path.join(".")}: ${e.message}`)
+        return
+      default:
+        lines.add(e.message)
+    }
+  }
+  walk(error)
+  return [...lines].join("\n")
+}
+
+export class ForemanConfig extends Context.Tag("foreman/Config")<ForemanConfig, ForemanSettings>() {
+  /** Every setting from the current `ConfigProvider` (the environment by default). */
+  static readonly layer: Layer.Layer<ForemanConfig, ConfigError.ConfigError> = Layer.effect(
+    ForemanConfig,
+    foremanConfig
+  )
+
+  /** The defaults with some values replaced; for tests and for embedding. */
+  static readonly make = (overrides: Partial<ForemanSettings> = {}): Layer.Layer<ForemanConfig> =>
+    Layer.succeed(ForemanConfig, { ...defaultSettings, ...overrides })
+}

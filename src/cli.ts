@@ -1,0 +1,189 @@
+/**
+ * The command line: `foreman-effect [flags]`. Every setting of the table in `Config.ts` is an
+ * optional text flag; the flags given are laid as a `ConfigProvider` (under their env-variable
+ * keys) in front of the current one (the environment), and `foremanConfig` is read through
+ * that. So precedence is flag > env > default, and validation and defaults stay in Config.ts.
+ */
+import { CliConfig, Command, HelpDoc, Options, Span, ValidationError } from "@effect/cli"
+import type { CliApp } from "@effect/cli"
+import {
+  Cause,
+  ConfigProvider,
+  Console,
+  Data,
+  Effect,
+  FiberRef,
+  HashSet,
+  Logger,
+  Option,
+  Record
+} from "effect"
+import packageJson from "../package.json" with { type: "json" }
+import { type ForemanSettings, foremanConfig, formatConfigError, settings } from "./Config.ts"
+
+const name = "foreman-effect"
+
+/** Start-up was refused (bad flag or value); `message` has already been written to stderr. */
+export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
+
+/**
+ * Reads the settings: `flags` (env-variable name -> raw value) first, then the current
+ * `ConfigProvider` (the environment unless replaced), then the defaults.
+ */
+export const loadSettings = (
+  flags: ReadonlyMap<string, string>
+): Effect.Effect<ForemanSettings, StartupError> =>
+  Effect.configProviderWith((current) =>
+    Effect.withConfigProvider(
+      foremanConfig,
+      ConfigProvider.fromMap(new Map(flags)).pipe(ConfigProvider.orElse(() => current))
+    )
+  ).pipe(Effect.mapError((error) => new StartupError({ message: formatConfigError(error) })))
+
+// --- logging -------------------------------------------------------------------------------
+
+// Stable instances, so that applying `withLogging` twice replaces rather than duplicates.
+const formatLoggers = {
+  pretty: Logger.prettyLoggerDefault,
+  json: Logger.withConsoleLog(Logger.jsonLogger),
+  logfmt: Logger.withConsoleLog(Logger.logfmtLogger)
+} as const
+
+/** Runs `self` with the log level and log format of the settings. */
+export const withLogging = (logging: Pick<ForemanSettings, "logLevel" | "logFormat">) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  self.pipe(
+    Effect.locallyWith(FiberRef.currentLoggers, (loggers) =>
+      HashSet.add(
+        HashSet.filter(
+          loggers,
+          (logger) => logger !== Logger.defaultLogger && !Object.values(formatLoggers).some((own) => own === logger)
+        ),
+        formatLoggers[logging.logFormat]
+      )),
+    Logger.withMinimumLogLevel(logging.logLevel)
+  )
+
+// --- the command ---------------------------------------------------------------------------
+
+// Keyed by env-variable name: the parsed flags are directly the ConfigProvider's map.
+const flagOptions = Record.fromEntries(
+  settings.map((setting) =>
+    [
+      setting.env,
+      Options.text(setting.flag.replace(/^--/, "")).pipe(
+        Options.withPseudoName(setting.placeholder),
+        Options.withDescription(`${setting.description} (env: ${setting.env}, default: ${setting.default})`),
+        Options.optional
+      )
+    ] as const
+  )
+)
+
+const footer = HelpDoc.blocks([
+  HelpDoc.p("Each flag falls back to its environment variable, then to its default."),
+  HelpDoc.descriptionList([
+    [Span.text("-h, --help"), HelpDoc.p("Show this help.")],
+    [Span.text("--version"), HelpDoc.p("Print the version.")]
+  ])
+])
+
+// @effect/cli has a built-in `--log-level` (it sets the minimum level and re-runs without the
+// flag), which wins over ours when the command line holds nothing else. So the value is also
+// read from argv directly, and used when the parsed flags have none.
+const scanLogLevel = (argv: ReadonlyArray<string>): Option.Option<string> => {
+  let found = Option.none<string>()
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--") break
+    const lower = arg.toLowerCase()
+    if (lower === "--log-level" && i + 1 < argv.length) found = Option.some(argv[++i]!)
+    else if (lower.startsWith("--log-level=")) found = Option.some(arg.slice("--log-level=".length))
+  }
+  return found
+}
+
+const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "")
+
+// Under every option @effect/cli writes these two paragraphs, which say nothing here (every
+// flag is text, every flag is optional); dropping them halves the length of the help.
+const helpNoise = /\n\n {2}(?:A user-defined piece of text|This setting is optional)\.(?=\n)/g
+
+/**
+ * The console while @effect/cli parses: help and version come out as plain text, and its
+ * multi-line error rendering is dropped (the error is reported as one line by `run`).
+ */
+const parsingConsole = (console: Console.Console): Console.Console => {
+  const plain = (args: ReadonlyArray<unknown>) =>
+    args.map((arg) => (typeof arg === "string" ? stripAnsi(arg).replace(helpNoise, "").trimEnd() : arg))
+  return {
+    ...console,
+    log: (...args) => console.log(...plain(args)),
+    error: () => Effect.void,
+    unsafe: { ...console.unsafe, log: (...args) => console.unsafe.log(...plain(args)), error: () => {} }
+  }
+}
+
+const describeUsageError = (error: ValidationError.ValidationError): string => {
+  const text = stripAnsi(HelpDoc.toAnsiText(error.error)).replace(/\s+/g, " ").trim()
+  const unknown = /^Received unknown argument: '(.*)'$/.exec(text)
+  if (unknown !== null) {
+    const arg = unknown[1]!
+    const setting = settings.find((s) => s.flag === arg.toLowerCase().replace(/=.*$/, ""))
+    return setting !== undefined
+      ? `Invalid ${setting.flag}: give it once, with a value (${setting.flag} ${setting.placeholder})`
+      : `Unknown argument ${JSON.stringify(arg)} (see ${name} --help)`
+  }
+  return `${text} (see ${name} --help)`
+}
+
+/**
+ * Parses `argv` (as `process.argv`: runtime and script first), reads the settings and runs
+ * `launch` with them, under the configured log level and format. `--help` and `--version`
+ * print and succeed without launching.
+ *
+ * Every failure is reported before the returned effect fails, so run it with
+ * `runMain({ disableErrorReporting: true })`: a bad command line or value as one line on
+ * stderr (failing with `StartupError`), a launch failure through the logger.
+ */
+export const run = <E, R>(
+  argv: ReadonlyArray<string>,
+  launch: (settings: ForemanSettings) => Effect.Effect<void, E, R>
+): Effect.Effect<void, E | StartupError, R | CliApp.CliApp.Environment> =>
+  Effect.consoleWith((console) => {
+    const refuse = (message: string) =>
+      console.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
+    const logLevelArg = scanLogLevel(argv)
+
+    const command = Command.make(name, flagOptions, (parsed) =>
+      Effect.gen(function*() {
+        const flags = new Map<string, string>()
+        for (const [env, value] of Object.entries(parsed)) {
+          if (Option.isSome(value)) flags.set(env, value.value)
+        }
+        const logLevelEnv = settings.find((s) => s.key === "logLevel")!.env
+        if (!flags.has(logLevelEnv) && Option.isSome(logLevelArg)) flags.set(logLevelEnv, logLevelArg.value)
+
+        const settingsRead = yield* loadSettings(flags).pipe(Effect.catchAll((e) => refuse(e.message)))
+        yield* launch(settingsRead).pipe(
+          Effect.tapErrorCause((cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`${name} stopped`, cause)
+          ),
+          withLogging(settingsRead)
+        )
+      }).pipe(Effect.withConsole(console))
+    )
+
+    const cli = Command.run(command, {
+      name,
+      version: packageJson.version,
+      summary: Span.text("a job broker in front of an Ollama server"),
+      footer
+    })
+
+    return cli(argv).pipe(
+      Effect.withConsole(parsingConsole(console)),
+      Effect.provide(CliConfig.layer({ showBuiltIns: false })),
+      Effect.catchIf(ValidationError.isValidationError, (error) => refuse(describeUsageError(error)))
+    )
+  })
