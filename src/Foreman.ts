@@ -6,7 +6,7 @@
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import * as Undici from "@effect/platform-node/Undici"
-import { Duration, Effect, Layer, Logger } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { ForemanConfig } from "./Config.ts"
 import * as Health from "./http/health.ts"
@@ -82,14 +82,5 @@ export const FetchPlatformLive = Layer.unwrapEffect(
     Layer.mergeAll(
       NodeHttpServer.layer(() => createServer(), { host: config.host, port: config.port }),
       FetchHttpClient.layer
-    ))
-)
-
-/** Log format and level from the config. */
-export const LoggerLive = Layer.unwrapEffect(
-  Effect.map(ForemanConfig, (config) =>
-    Layer.mergeAll(
-      config.logFormat === "json" ? Logger.json : config.logFormat === "logfmt" ? Logger.logFmt : Logger.pretty,
-      Logger.minimumLogLevel(config.logLevel)
     ))
 )

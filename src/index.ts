@@ -4,7 +4,7 @@
  */
 export * from "./Errors.ts"
 export { ForemanConfig, type ForemanSettings, foremanConfig, settings } from "./Config.ts"
-export { FetchPlatformLive, ForemanLive, HttpLive, LoggerLive, NodePlatformLive, ServicesLive } from "./Foreman.ts"
+export { FetchPlatformLive, ForemanLive, HttpLive, NodePlatformLive, ServicesLive } from "./Foreman.ts"
 export { ForemanRouter } from "./http/Router.ts"
 export * as HttpErrors from "./http/errors.ts"
 export { Inventory, type InventoryState, isDegraded } from "./inventory/Inventory.ts"

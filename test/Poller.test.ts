@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Option, Ref, Stream, TestClock } from "effect"
+import { Chunk, Duration, Effect, Layer, Option, Ref, Schedule, Stream, TestClock } from "effect"
 import { ForemanConfig } from "../src/Config.ts"
-import { Inventory, type InventoryState, isDegraded } from "../src/inventory/Inventory.ts"
-import * as InventoryLayer from "../src/inventory/Inventory.ts"
+import * as Inventory from "../src/inventory/Inventory.ts"
+import { type InventoryState, isDegraded } from "../src/inventory/Inventory.ts"
 import * as Poller from "../src/inventory/Poller.ts"
 import * as TestTarget from "./support/TestTarget.ts"
 
@@ -13,17 +13,17 @@ const setup = Effect.gen(function*() {
   const target = yield* TestTarget.make(["llama3.2:latest", "all-minilm:latest"])
   const context = yield* Layer.build(
     Poller.layer.pipe(
-      Layer.provideMerge(InventoryLayer.layer),
+      Layer.provideMerge(Inventory.layer),
       Layer.provide(target.layer),
       Layer.provide(ForemanConfig.make({ pollInterval: interval }))
     )
   )
-  const inventory = yield* Effect.provide(Inventory, context)
+  const inventory = yield* Effect.provide(Inventory.Inventory, context)
   return { target, inventory }
 })
 
 /** Waits (without sleeping) until the inventory state satisfies `predicate`. */
-const until = (inventory: Inventory["Type"], predicate: (state: InventoryState) => boolean) =>
+const until = (inventory: Inventory.InventoryService, predicate: (state: InventoryState) => boolean) =>
   inventory.changes.pipe(Stream.filter(predicate), Stream.runHead, Effect.map(Option.getOrThrow))
 
 describe("Poller", () => {
@@ -35,60 +35,72 @@ describe("Poller", () => {
       expect(isDegraded(first)).toBe(false)
       expect((yield* Ref.get(target.state)).tagsCalls).toBe(1)
 
-      // Jitter keeps each delay within 0.8-1.2 of the interval: nothing before 0.8x ...
-      yield* TestClock.adjust(Duration.times(interval, 0.79))
+      yield* TestClock.adjust(Duration.seconds(29))
       expect((yield* Ref.get(target.state)).tagsCalls).toBe(1)
-      // ... and exactly one more poll by 1.2x.
-      yield* TestClock.adjust(Duration.times(interval, 0.41))
+      yield* TestClock.adjust(Duration.seconds(1))
       expect((yield* Ref.get(target.state)).tagsCalls).toBe(2)
-      yield* TestClock.adjust(Duration.times(interval, 1.2))
+      yield* TestClock.adjust(interval)
       expect((yield* Ref.get(target.state)).tagsCalls).toBe(3)
+      expect((yield* Ref.get(target.state)).psCalls).toBe(3)
     }))
 
   it.scoped("a failed poll marks degraded and keeps the last inventory", () =>
     Effect.gen(function*() {
       const { inventory, target } = yield* setup
-      yield* until(inventory, (s) => Option.isSome(s.lastSuccessAt))
+      const healthy = yield* until(inventory, (s) => Option.isSome(s.lastSuccessAt))
       yield* Ref.update(target.state, (s) => ({ ...s, up: false, models: [] }))
-      yield* TestClock.adjust(Duration.times(interval, 1.2))
+      yield* TestClock.adjust(interval)
       const degraded = yield* until(inventory, (s) => s.consecutiveFailures > 0)
       expect(isDegraded(degraded)).toBe(true)
       expect(degraded.reachable).toBe(false)
       expect(Option.getOrNull(degraded.lastError)).toContain("unreachable")
       // The last inventory stays: jobs are not rejected wholesale.
       expect(degraded.models.map((m) => m.name)).toEqual(["llama3.2:latest", "all-minilm:latest"])
-      expect(degraded.lastSuccessAt).toEqual(degraded.lastSuccessAt)
+      expect(degraded.lastSuccessAt).toEqual(healthy.lastSuccessAt)
     }))
 
-  it.scoped("probes on a backoff while degraded and recovers", () =>
+  it.scoped("probes on a jittered backoff while degraded, and stops once recovered", () =>
     Effect.gen(function*() {
       const { inventory, target } = yield* setup
       yield* until(inventory, (s) => Option.isSome(s.lastSuccessAt))
       yield* Ref.update(target.state, (s) => ({ ...s, up: false }))
-      yield* TestClock.adjust(Duration.times(interval, 1.2))
+      yield* TestClock.adjust(interval)
       yield* until(inventory, (s) => s.consecutiveFailures === 1)
-      // The next probe comes after ~500 ms (jittered), not after another full interval.
+      const calls = () => Ref.get(target.state).pipe(Effect.map((s) => s.tagsCalls))
+      expect(yield* calls()).toBe(2)
+      // Probe delays are 500 ms, 1 s, 2 s, ... each jittered by 0.8-1.2, far below the interval.
       yield* TestClock.adjust(Duration.millis(600))
-      yield* until(inventory, (s) => s.consecutiveFailures === 2)
+      expect(yield* calls()).toBe(3)
       yield* TestClock.adjust(Duration.millis(1200))
-      yield* until(inventory, (s) => s.consecutiveFailures === 3)
+      expect(yield* calls()).toBe(4)
 
       yield* Ref.update(target.state, (s) => ({ ...s, up: true, models: ["qwen3:latest"] }))
       yield* TestClock.adjust(Duration.millis(2400))
       const recovered = yield* until(inventory, (s) => s.consecutiveFailures === 0)
+      expect(yield* calls()).toBe(5)
       expect(isDegraded(recovered)).toBe(false)
       expect(recovered.reachable).toBe(true)
       expect(Option.isNone(recovered.lastError)).toBe(true)
       expect(recovered.models.map((m) => m.name)).toEqual(["qwen3:latest"])
+      // Recovered: the prober has stopped; only the regular interval polls remain.
+      yield* TestClock.adjust(Duration.seconds(20))
+      expect(yield* calls()).toBe(5)
     }))
 
-  it("backoff delays double from 500 ms and are capped at the interval", () => {
-    expect(Duration.toMillis(Poller.nextDelay(interval, 0))).toBe(30_000)
-    expect(Duration.toMillis(Poller.nextDelay(interval, 1))).toBe(500)
-    expect(Duration.toMillis(Poller.nextDelay(interval, 2))).toBe(1000)
-    expect(Duration.toMillis(Poller.nextDelay(interval, 7))).toBe(30_000)
-    expect(Duration.toMillis(Poller.nextDelay(interval, 100))).toBe(30_000)
-  })
+  it("the probe schedule doubles from 500 ms and never exceeds the interval (jitter aside)", () =>
+    Effect.gen(function*() {
+      const delays = yield* Schedule.run(
+        Schedule.delays(Inventory.probeSchedule(Duration.seconds(4))),
+        0,
+        [1, 2, 3, 4, 5, 6]
+      )
+      const millis = Chunk.toReadonlyArray(delays).map(Duration.toMillis)
+      const nominal = [500, 1000, 2000, 4000, 4000, 4000]
+      millis.forEach((delay, i) => {
+        expect(delay).toBeGreaterThanOrEqual(nominal[i]! * 0.8)
+        expect(delay).toBeLessThanOrEqual(nominal[i]! * 1.2)
+      })
+    }).pipe(Effect.runPromise))
 
   it.scoped("a job's unreachable report marks degraded at once and asks for an early poll", () =>
     Effect.gen(function*() {

@@ -24,14 +24,14 @@ const isForemanError = (error: unknown): error is ForemanError =>
   typeof error === "object" && error !== null && "_tag" in error && foremanErrors.has(String(error._tag))
 
 /** A matcher for "is this path served by some route, with any method". */
-const knownPaths = (router: HttpRouter.HttpRouter<unknown, unknown>) => {
+const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {
   const patterns = Chunk.toReadonlyArray(router.routes).map((route) =>
     new RegExp("^" + route.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\/:[^/]+/g, "/[^/]+").replace(/\*/g, ".*") + "$")
   )
   return (path: string) => patterns.some((pattern) => pattern.test(path))
 }
 
-export const app = (router: HttpRouter.HttpRouter<unknown, unknown>) =>
+export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
   Effect.gen(function*() {
     const routed = yield* HttpRouter.toHttpApp(router)
     const isKnown = knownPaths(router)

@@ -5,7 +5,8 @@
  * up resumes dispatch). A failed poll keeps the last inventory: one failure never makes
  * foreman reject jobs wholesale.
  */
-import { Context, DateTime, Effect, FiberSet, Layer, Option, Stream, SubscriptionRef } from "effect"
+import { Context, DateTime, Duration, Effect, FiberHandle, FiberSet, Layer, Option, Schedule, Stream, SubscriptionRef } from "effect"
+import { ForemanConfig } from "../Config.ts"
 import type { TargetError, TargetUnreachable } from "../Errors.ts"
 import * as ModelName from "../target/ModelName.ts"
 import type { PsModel, TagModel } from "../target/schema.ts"
@@ -48,11 +49,14 @@ export type Lookup = "found" | "missing" | "unknown"
 export interface InventoryService {
   readonly get: Effect.Effect<InventoryState>
   readonly changes: Stream.Stream<InventoryState>
-  /** Poll `/api/tags` and `/api/ps` now. Never fails: the outcome is recorded in the state. */
-  readonly poll: Effect.Effect<void>
+  /**
+   * Poll `/api/tags` and `/api/ps` now. Never fails: the outcome is recorded in the state,
+   * and a failure starts the recovery probe. Returns whether the poll succeeded.
+   */
+  readonly poll: Effect.Effect<boolean>
   /** Ask for a poll soon, without waiting for it (after model management, after a failure). */
   readonly requestPoll: Effect.Effect<void>
-  /** A job found the target unreachable: mark degraded at once and probe early. */
+  /** A job found the target unreachable: mark degraded at once and start probing. */
   readonly reportUnreachable: (error: TargetUnreachable) => Effect.Effect<void>
   /**
    * Check a model against the cache; on a miss, ask the target's `/api/tags` once (the
@@ -69,10 +73,22 @@ const describeFailure = (error: TargetUnreachable | TargetError): string =>
     ? `target unreachable: ${error.message}`
     : `target answered ${error.status}: ${error.message}`
 
+/** The first recovery probe comes this soon after a failure; each further one waits twice as long. */
+export const firstProbe = Duration.millis(500)
+
+/**
+ * Recovery probes: jittered exponential backoff from `firstProbe`, never slower than the
+ * regular poll interval, so dispatch resumes within seconds of the laptop waking.
+ */
+export const probeSchedule = (interval: Duration.Duration) =>
+  Schedule.exponential(firstProbe).pipe(Schedule.union(Schedule.spaced(interval)), Schedule.jittered)
+
 export const make = Effect.gen(function*() {
+  const { pollInterval } = yield* ForemanConfig
   const target = yield* TargetClient
   const ref = yield* SubscriptionRef.make(initialState)
   const background = yield* FiberSet.make()
+  const prober = yield* FiberHandle.make()
   const pollLock = yield* Effect.makeSemaphore(1)
 
   /** Applies a change and logs the degraded/recovered transitions. */
@@ -110,11 +126,14 @@ export const make = Effect.gen(function*() {
       reachable: error._tag !== "TargetUnreachable"
     }))
 
-  const poll = pollLock.withPermits(1)(
+  const pollOnce = pollLock.withPermits(1)(
     Effect.gen(function*() {
       const result = yield* Effect.all([target.tags, target.ps], { concurrency: 2 }).pipe(Effect.either)
       const now = yield* DateTime.now
-      if (result._tag === "Left") return yield* recordFailure(result.left, now)
+      if (result._tag === "Left") {
+        yield* recordFailure(result.left, now)
+        return false
+      }
       const [tags, ps] = result.right
       yield* update((state) => ({
         ...state,
@@ -126,8 +145,20 @@ export const make = Effect.gen(function*() {
         lastError: Option.none(),
         reachable: true
       }))
+      return true
     })
   ).pipe(Effect.withSpan("Inventory.poll"))
+
+  const down = SubscriptionRef.get(ref).pipe(Effect.map((state) => state.consecutiveFailures > 0))
+
+  /** Probes (after a first short delay) until the target answers; at most one prober at a time. */
+  const startProbing = FiberHandle.run(
+    prober,
+    pollOnce.pipe(Effect.schedule(probeSchedule(pollInterval).pipe(Schedule.checkEffect(() => down)))),
+    { onlyIfMissing: true }
+  ).pipe(Effect.asVoid)
+
+  const poll = pollOnce.pipe(Effect.tap((ok) => (ok ? Effect.void : startProbing)))
 
   const requestPoll = FiberSet.run(background, poll).pipe(Effect.asVoid)
 
@@ -142,7 +173,8 @@ export const make = Effect.gen(function*() {
           lastPollAt: state.lastPollAt.pipe(Option.orElse(() => Option.some(now)))
         }))
       ),
-      Effect.zipRight(requestPoll)
+      Effect.zipRight(requestPoll),
+      Effect.zipRight(startProbing)
     )
 
   const lookup = (key: string) =>

@@ -75,7 +75,7 @@ export const make = Effect.gen(function*() {
         ).pipe(Effect.exit)
         if (Exit.isFailure(exit)) {
           yield* Scope.close(scope, exit)
-          return yield* exit
+          return yield* Effect.failCause(exit.cause)
         }
         return { upstream: exit.value, scope }
       })
