@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
 
-const post = (url: string, body: string | Uint8Array, headers: Record<string, string> = {}, signal?: AbortSignal) =>
+const post = (url: string, body: string, headers: Record<string, string> = {}, signal?: AbortSignal) =>
   fetch(url, { method: "POST", body, headers: { "content-type": "application/json", ...headers }, ...(signal ? { signal } : {}) })
 
 const lines = (text: string) => text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line))
