@@ -3,7 +3,7 @@
  * (`errors.ts`) at the edge. Unknown paths answer 404 and known paths with the wrong method
  * 405, with Ollama's texts (as JSON error bodies, so every client can read them).
  */
-import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Cause, Chunk, Effect, Layer, Option } from "effect"
 import type { ForemanError } from "../Errors.ts"
 import * as HttpErrors from "./errors.ts"
@@ -22,6 +22,14 @@ const foremanErrors = new Set<string>([
 
 const isForemanError = (error: unknown): error is ForemanError =>
   typeof error === "object" && error !== null && "_tag" in error && foremanErrors.has(String(error._tag))
+
+/**
+ * The browser origins Ollama allows by default (reference §0): local web apps, desktop and
+ * editor webviews. Browser-based chat UIs that talk to Ollama directly keep working.
+ */
+export const isAllowedOrigin = (origin: string): boolean =>
+  /^https?:\/\/(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?$/.test(origin) ||
+  /^(app|file|tauri|vscode-webview|vscode-file):\/\//.test(origin)
 
 /** A matcher for "is this path served by some route, with any method". */
 const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {
@@ -54,7 +62,8 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
           }
           return yield* HttpErrors.defect(cause)
         })
-      )
+      ),
+      HttpMiddleware.cors({ allowedOrigins: isAllowedOrigin })
     )
   })
 

@@ -62,7 +62,7 @@ export const make = Effect.gen(function*() {
   const target = yield* TargetClient
 
   /** One attempt: wait for a slot, then call the target. On success the slot stays held in `scope`. */
-  const attempt = (spec: JobSpec, ticket: Ticket, grantedAt: Ref.Ref<number>) =>
+  const attempt = (spec: JobSpec, ticket: Ticket, grantedAt: Ref.Ref<number | undefined>) =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
@@ -86,7 +86,7 @@ export const make = Effect.gen(function*() {
       const key = yield* checkModel(spec)
       const first = yield* scheduler.ticket(key, spec.priority)
       const attempts = yield* Ref.make(0)
-      const grantedAt = yield* Ref.make(first.enqueuedAt)
+      const grantedAt = yield* Ref.make<number | undefined>(undefined)
 
       const tryOnce = Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
         Effect.flatMap((n) => attempt(spec, { ...first, attempts: n }, grantedAt)),
@@ -150,7 +150,7 @@ export const make = Effect.gen(function*() {
     ticket: Ticket,
     upstream: Upstream,
     scope: Scope.CloseableScope,
-    grantedAt: Ref.Ref<number>,
+    grantedAt: Ref.Ref<number | undefined>,
     attempts: Ref.Ref<number>
   ): Started => {
     const ndjson = upstream.contentType?.includes("ndjson") === true
@@ -190,14 +190,15 @@ const statusOf = (error: JobError): number =>
 const logJob = (
   spec: JobSpec,
   ticket: Ticket,
-  grantedAt: Ref.Ref<number>,
+  grantedAt: Ref.Ref<number | undefined>,
   attempts: Ref.Ref<number>,
   status: number | "failed" | "cancelled",
   error?: string
 ) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
-    const granted = yield* Ref.get(grantedAt)
+    // A job that never got a slot waited all along.
+    const granted = (yield* Ref.get(grantedAt)) ?? now
     const tries = yield* Ref.get(attempts)
     const fields = {
       job: ticket.id,

@@ -76,6 +76,23 @@ describe("bad input gets Ollama's status and an {\"error\"} body, and foreman st
     })
   }
 
+  it("CORS: local browser origins are allowed as Ollama allows them, others are not", async () => {
+    const preflight = (origin: string) =>
+      fetch(`${foreman.url}/api/chat`, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" }
+      })
+    const local = await preflight("http://localhost:3000")
+    expect(local.status).toBe(204)
+    expect(local.headers.get("access-control-allow-origin")).toBe("http://localhost:3000")
+    const webview = await preflight("vscode-webview://abc")
+    expect(webview.headers.get("access-control-allow-origin")).toBe("vscode-webview://abc")
+    const foreign = await preflight("https://evil.example")
+    expect(foreign.headers.get("access-control-allow-origin")).toBeNull()
+    const tags = await fetch(`${foreman.url}/api/tags`, { headers: { origin: "http://127.0.0.1:8080" } })
+    expect(tags.headers.get("access-control-allow-origin")).toBe("http://127.0.0.1:8080")
+  })
+
   it("none of it reached the target's generation routes, and foreman still serves", async () => {
     expect(target.count("/api/chat") + target.count("/api/generate") + target.count("/api/embed")).toBe(0)
     expect((await foreman.health()).status).toBe("ok")
