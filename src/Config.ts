@@ -19,6 +19,8 @@ export interface ForemanSettings {
   /** SQLite file for async jobs; `:memory:` keeps them in memory only. */
   readonly db: string
   readonly concurrency: number
+  /** How many models the target keeps loaded at once (Ollama's OLLAMA_MAX_LOADED_MODELS as it behaves on that box). */
+  readonly maxLoadedModels: number
   readonly maxQueue: number
   readonly maxWait: Duration.Duration
   /** Plugin names in the order given; `none` gives `[]`. */
@@ -225,6 +227,15 @@ const specs: Specs<ForemanSettings> = {
     default: "1",
     placeholder: "N",
     description: "How many jobs may run on the target at once.",
+    expected: "an integer of at least 1",
+    parse: parseInteger(1, Number.MAX_SAFE_INTEGER)
+  },
+  maxLoadedModels: {
+    flag: "--max-loaded-models",
+    env: "FOREMAN_MAX_LOADED_MODELS",
+    default: "1",
+    placeholder: "N",
+    description: "How many models the target holds in memory at once; jobs for other models wait instead of forcing one out.",
     expected: "an integer of at least 1",
     parse: parseInteger(1, Number.MAX_SAFE_INTEGER)
   },
