@@ -28,6 +28,10 @@ export interface PolicyInput {
   readonly resident: ReadonlyArray<string>
   readonly freeSlots: number
   readonly now: number
+  /** Milliseconds a job may wait before it is served next whatever its model (`--max-wait`). */
+  readonly maxWait: number
+  /** How many models the target keeps loaded at once (`--max-loaded-models`, default 1). */
+  readonly maxLoaded: number
 }
 
 /** Picks the job to start next, or `undefined` to start nothing now. */
@@ -41,4 +45,93 @@ export const fifo: Policy = ({ freeSlots, waiting }) => {
     if (best === undefined || job.seq < best.seq) best = job
   }
   return best
+}
+
+// Comparisons, not a lookup table: a keyed load per job costs several times the rest of the loop.
+const rank = (priority: Priority): number => priority === "interactive" ? 0 : priority === "normal" ? 1 : 2
+
+// A non-positive (or NaN) limit would let nothing ever start; the target always holds at least one.
+const loadLimit = (maxLoaded: number): number => maxLoaded >= 1 ? maxLoaded : 1
+
+/** Whether starting a job for `model` makes the target load it: neither resident nor running. */
+export const isSwap = (model: string, input: Pick<PolicyInput, "resident" | "running">): boolean =>
+  !input.resident.includes(model) && !input.running.includes(model)
+
+/**
+ * Swap-aware scheduling (ADR-0009). In order: a job that has waited longer than `maxWait`
+ * goes first (oldest such first); then only the highest priority class present counts;
+ * within it, the oldest job whose model is resident; otherwise the class's oldest job picks
+ * the next model. A job starts only if it forces out no model in use (its model is running,
+ * or the running models plus it fit in `maxLoaded`); when the job the rules point at cannot
+ * start, the slot stays free rather than go to work that would delay it further.
+ *
+ * One pass over the queue, no sorting, one small set: it runs on every dispatch.
+ */
+export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident, running, waiting }) => {
+  if (freeSlots <= 0) return undefined
+  // The models a job can start on without a load: those in flight, plus the resident ones
+  // when the target has room for one more model. One small set per call: its lookups use
+  // the strings' cached hashes, where comparing long model keys costs several times more.
+  const warmModels = new Set(running)
+  const roomForAnother = warmModels.size < loadLimit(maxLoaded)
+  if (roomForAnother) for (const model of resident) warmModels.add(model)
+  const canStart = (model: string) => roomForAnother || warmModels.has(model)
+
+  let overdue: Waiting | undefined
+  // The highest class seen so far (by rank), its oldest job, and its oldest job on a
+  // resident model that can start now. Lower classes are skipped as soon as a higher one shows.
+  let top = priorities.length
+  let head: Waiting | undefined
+  let warm: Waiting | undefined
+  for (const job of waiting) {
+    if (now - job.enqueuedAt > maxWait) {
+      if (overdue === undefined || job.seq < overdue.seq) overdue = job
+      continue
+    }
+    if (overdue !== undefined) continue // the overdue head decides alone
+    const r = rank(job.priority)
+    if (r > top) continue
+    if (r < top) {
+      top = r
+      head = undefined
+      warm = undefined
+    }
+    if (head === undefined || job.seq < head.seq) head = job
+    // Checked only for a job that would become the pick: the queue is mostly in seq order.
+    if ((warm === undefined || job.seq < warm.seq) && warmModels.has(job.model)) warm = job
+  }
+  if (overdue !== undefined) return canStart(overdue.model) ? overdue : undefined
+  if (warm !== undefined) return warm
+  return head !== undefined && canStart(head.model) ? head : undefined
+}
+
+/** A model the target holds and when it lets it go (epoch milliseconds). */
+export interface Residency {
+  readonly model: string
+  readonly expiresAt: number
+}
+
+/**
+ * The models the target holds now. `/api/ps` lags (it is polled), so what foreman itself ran
+ * last counts too: a job that just finished on X means X stays loaded until its keep-alive
+ * runs out. Expired entries (`expiresAt <= now`) are gone; a model seen twice keeps its later
+ * expiry. The target holds at most `maxLoaded` models, so if more remain, the ones with the
+ * latest expiry win: loading a newer model evicted the older ones. Most recent first.
+ */
+export const residentModels = (input: {
+  readonly ps: ReadonlyArray<Residency>
+  readonly lastRun: ReadonlyArray<Residency>
+  readonly now: number
+  readonly maxLoaded: number
+}): ReadonlyArray<string> => {
+  const latest = new Map<string, number>()
+  for (const entries of [input.ps, input.lastRun]) {
+    for (const { expiresAt, model } of entries) {
+      if (expiresAt <= input.now) continue
+      const seen = latest.get(model)
+      if (seen === undefined || expiresAt > seen) latest.set(model, expiresAt)
+    }
+  }
+  // Stable sort: equal expiries keep first-seen order (`ps` before `lastRun`).
+  return [...latest].sort((a, b) => b[1] - a[1]).slice(0, loadLimit(input.maxLoaded)).map(([model]) => model)
 }
