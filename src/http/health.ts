@@ -3,8 +3,12 @@ import { HttpServerResponse } from "@effect/platform"
 import { DateTime, Effect, Option } from "effect"
 import { Inventory, isDegraded } from "../inventory/Inventory.ts"
 import { Scheduler } from "../scheduler/Scheduler.ts"
+import * as ModelName from "../target/ModelName.ts"
 import { TargetClient } from "../target/TargetClient.ts"
 import { ForemanRouter } from "./Router.ts"
+
+/** A model key in Ollama's display form (`llama3.2:latest`). */
+const display = (key: string) => Option.match(ModelName.parse(key), { onNone: () => key, onSome: ModelName.display })
 
 const iso = Option.match({ onNone: () => null, onSome: (at: DateTime.Utc) => DateTime.formatIso(at) })
 
@@ -21,9 +25,14 @@ export const health = Effect.gen(function*() {
     consecutiveFailures: state.consecutiveFailures,
     lastError: Option.getOrNull(state.lastError),
     models: state.models.length,
-    resident: state.resident.map((model) => model.name),
+    resident: queue.resident.map(display),
     queueDepth: queue.waiting,
-    running: queue.running
+    running: queue.running,
+    swaps: queue.swaps,
+    queue: {
+      byPriority: queue.byPriority,
+      byModel: Object.fromEntries(Object.entries(queue.byModel).map(([model, group]) => [display(model), group]))
+    }
   }
 })
 

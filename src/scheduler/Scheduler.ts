@@ -1,19 +1,26 @@
 /**
  * The queue in front of the target. Jobs wait here for one of `concurrency` slots; a
- * single dispatcher fiber grants slots in the order the policy decides, and only while the
- * target is not known to be asleep (ADR-0002). The caller keeps running its own job: a slot
- * is a scoped lease, so whoever holds it (a sync request's fiber, an async job's fiber)
- * releases it by closing its scope, also when interrupted (a caller that disconnects).
+ * single dispatcher fiber grants slots in the order the policy decides (ADR-0009), and only
+ * while the target is not known to be asleep (ADR-0002). The caller keeps running its own
+ * job: a slot is a scoped lease, so whoever holds it (a sync request's fiber, an async
+ * job's fiber) releases it by closing its scope, also when interrupted (a caller that
+ * disconnects).
  */
-import { Clock, Context, Deferred, Effect, Layer, Option, Queue, Ref, type Scope, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Queue, Ref, type Scope, Stream } from "effect"
 import { ForemanConfig } from "../Config.ts"
 import { QueueFull } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import * as ModelName from "../target/ModelName.ts"
-import { fifo, type Policy, type Priority, type Waiting } from "./policy.ts"
+import { isSwap, type Policy, type Priority, priorities, type Residency, residentModels, swapAware, type Waiting } from "./policy.ts"
 
 /** A job's place in the queue. */
 export type Ticket = Waiting
+
+/**
+ * How long the target keeps a model after a job, when `/api/ps` has not told us yet
+ * (Ollama's default keep-alive).
+ */
+export const assumedKeepAlive = Duration.minutes(5)
 
 interface Entry {
   readonly ticket: Ticket
@@ -23,11 +30,26 @@ interface Entry {
 interface State {
   readonly waiting: ReadonlyArray<Entry>
   readonly running: ReadonlyMap<string, Ticket>
+  /** Models foreman itself ran last, until when the target is assumed to keep them. */
+  readonly lastRun: ReadonlyMap<string, number>
+  readonly swaps: number
+}
+
+export interface WaitingGroup {
+  readonly waiting: number
+  /** Milliseconds the oldest job of the group has waited. */
+  readonly oldestWaitMs: number
 }
 
 export interface QueueStats {
   readonly waiting: number
   readonly running: number
+  /** Dispatched jobs whose model was not resident: the model loads foreman caused. */
+  readonly swaps: number
+  /** Model keys the scheduler takes as resident now (`/api/ps` plus its own last runs). */
+  readonly resident: ReadonlyArray<string>
+  readonly byModel: Readonly<Record<string, WaitingGroup>>
+  readonly byPriority: Readonly<Record<Priority, WaitingGroup>>
 }
 
 export interface SchedulerService {
@@ -44,14 +66,28 @@ export interface SchedulerService {
 
 export class Scheduler extends Context.Tag("foreman/Scheduler")<Scheduler, SchedulerService>() {}
 
+const group = (tickets: ReadonlyArray<Ticket>, now: number): WaitingGroup => ({
+  waiting: tickets.length,
+  oldestWaitMs: tickets.reduce((oldest, t) => Math.max(oldest, now - t.enqueuedAt), 0)
+})
+
 export const make = (policy: Policy) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
     const inventory = yield* Inventory
-    const state = yield* Ref.make<State>({ waiting: [], running: new Map() })
+    const maxWait = Duration.toMillis(config.maxWait)
+    const keepAlive = Duration.toMillis(assumedKeepAlive)
+    const state = yield* Ref.make<State>({ waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 })
     const kick = yield* Queue.sliding<void>(1)
     const wake = Queue.offer(kick, undefined)
     let seq = 0
+    /**
+     * Since when the target has been serving. Waiting while it slept is not starvation:
+     * max-wait aging counts from the later of a job's arrival and the target's last wake,
+     * or every job would be overdue after a long sleep and the queue would thrash in
+     * arrival order.
+     */
+    let servingSince = yield* Clock.currentTimeMillis
 
     const ticket = (model: string, priority: Priority) =>
       Clock.currentTimeMillis.pipe(Effect.map((now): Ticket => {
@@ -61,15 +97,24 @@ export const make = (policy: Policy) =>
 
     /** Leaves the queue or frees the slot, whichever the ticket holds; idempotent. */
     const leave = (id: string) =>
-      Ref.update(state, (s) => {
-        if (s.running.has(id)) {
-          const running = new Map(s.running)
-          running.delete(id)
-          return { ...s, running }
-        }
-        const waiting = s.waiting.filter((entry) => entry.ticket.id !== id)
-        return waiting.length === s.waiting.length ? s : { ...s, waiting }
-      }).pipe(Effect.zipRight(wake))
+      Clock.currentTimeMillis.pipe(
+        Effect.flatMap((now) =>
+          Ref.update(state, (s) => {
+            const ticket = s.running.get(id)
+            if (ticket !== undefined) {
+              const running = new Map(s.running)
+              running.delete(id)
+              // The target keeps the model it just ran (until `/api/ps` says otherwise).
+              const lastRun = new Map(s.lastRun)
+              lastRun.set(ticket.model, now + keepAlive)
+              return { ...s, running, lastRun }
+            }
+            const waiting = s.waiting.filter((entry) => entry.ticket.id !== id)
+            return waiting.length === s.waiting.length ? s : { ...s, waiting }
+          })
+        ),
+        Effect.zipRight(wake)
+      )
 
     const enqueue = (ticket: Ticket) =>
       Effect.gen(function*() {
@@ -86,42 +131,102 @@ export const make = (policy: Policy) =>
     const acquire = (ticket: Ticket) =>
       Effect.acquireRelease(enqueue(ticket), () => leave(ticket.id)).pipe(Effect.flatMap(Deferred.await))
 
+    /** What the target holds now, by `/api/ps` and by what foreman ran last. */
+    const resident = (s: State, ps: ReadonlyArray<Residency>, now: number) =>
+      residentModels({
+        ps,
+        lastRun: Array.from(s.lastRun, ([model, expiresAt]) => ({ model, expiresAt })),
+        now,
+        maxLoaded: config.maxLoadedModels
+      })
+
+    const psResidency = Effect.map(inventory.get, (target) => ({
+      reachable: target.reachable,
+      ps: target.resident.flatMap((m): Array<Residency> =>
+        Option.match(ModelName.keyOf(m.model ?? m.name), {
+          onNone: () => [],
+          onSome: (model) => {
+            const expiresAt = m.expires_at === undefined ? Number.NaN : Date.parse(m.expires_at)
+            return [{ model, expiresAt: Number.isNaN(expiresAt) ? Number.POSITIVE_INFINITY : expiresAt }]
+          }
+        })
+      )
+    }))
+
     /** Grants slots while the policy picks jobs; returns when it picks none. */
     const dispatch = Effect.gen(function*() {
-      const target = yield* inventory.get
+      const target = yield* psResidency
       if (!target.reachable) return
-      const residentKeys = target.resident.flatMap((m) => Option.toArray(ModelName.keyOf(m.model ?? m.name)))
       while (true) {
         const now = yield* Clock.currentTimeMillis
-        const entry = yield* Ref.modify(state, (s): readonly [Entry | undefined, State] => {
-          const running = [...s.running.values()].map((t) => t.model)
-          const picked = policy({
+        const picked = yield* Ref.modify(state, (s): readonly [{ entry: Entry; swap: boolean; from: ReadonlyArray<string> } | undefined, State] => {
+          const running = Array.from(s.running.values(), (t) => t.model)
+          const residentNow = resident(s, target.ps, now)
+          const input = {
             waiting: s.waiting.map((e) => e.ticket),
             running,
-            resident: residentKeys,
+            resident: residentNow,
             freeSlots: config.concurrency - s.running.size,
-            now
-          })
-          if (picked === undefined) return [undefined, s]
-          const chosen = s.waiting.find((e) => e.ticket.id === picked.id)!
+            now,
+            // No job can be overdue before the target has served for max-wait since waking.
+            maxWait: now - servingSince > maxWait ? maxWait : Number.POSITIVE_INFINITY,
+            maxLoaded: config.maxLoadedModels
+          }
+          const job = policy(input)
+          if (job === undefined) return [undefined, s]
+          const entry = s.waiting.find((e) => e.ticket.id === job.id)!
           const nextRunning = new Map(s.running)
-          nextRunning.set(picked.id, picked)
-          return [chosen, { waiting: s.waiting.filter((e) => e !== chosen), running: nextRunning }]
+          nextRunning.set(job.id, job)
+          const swap = isSwap(job.model, input)
+          return [
+            { entry, swap, from: residentNow },
+            { ...s, waiting: s.waiting.filter((e) => e !== entry), running: nextRunning, swaps: s.swaps + (swap ? 1 : 0) }
+          ]
         })
-        if (entry === undefined) return
-        yield* Deferred.succeed(entry.granted, undefined)
+        if (picked === undefined) return
+        if (picked.swap) {
+          yield* Effect.logInfo("model swap").pipe(
+            Effect.annotateLogs({ job: picked.entry.ticket.id, to: picked.entry.ticket.model, resident: picked.from.join(",") })
+          )
+        }
+        yield* Deferred.succeed(picked.entry.granted, undefined)
       }
     })
 
     yield* Queue.take(kick).pipe(Effect.zipRight(dispatch), Effect.forever, Effect.forkScoped)
-    // The target's state changing (asleep -> awake) may unblock dispatch.
-    yield* inventory.changes.pipe(Stream.runForEach(() => wake), Effect.forkScoped)
+    // The target's state changing (asleep -> awake, new residency) may unblock dispatch.
+    let wasReachable = (yield* inventory.get).reachable
+    yield* inventory.changes.pipe(
+      Stream.runForEach((target) =>
+        Effect.gen(function*() {
+          if (target.reachable && !wasReachable) servingSince = yield* Clock.currentTimeMillis
+          wasReachable = target.reachable
+          yield* wake
+        })
+      ),
+      Effect.forkScoped
+    )
 
-    return Scheduler.of({
-      ticket,
-      acquire,
-      stats: Ref.get(state).pipe(Effect.map((s) => ({ waiting: s.waiting.length, running: s.running.size })))
+    const stats = Effect.gen(function*() {
+      const s = yield* Ref.get(state)
+      const now = yield* Clock.currentTimeMillis
+      const { ps } = yield* psResidency
+      const tickets = s.waiting.map((e) => e.ticket)
+      const models = new Map<string, Array<Ticket>>()
+      for (const t of tickets) models.set(t.model, [...(models.get(t.model) ?? []), t])
+      return {
+        waiting: tickets.length,
+        running: s.running.size,
+        swaps: s.swaps,
+        resident: resident(s, ps, now),
+        byModel: Object.fromEntries(Array.from(models, ([model, ts]) => [model, group(ts, now)])),
+        byPriority: Object.fromEntries(
+          priorities.map((p) => [p, group(tickets.filter((t) => t.priority === p), now)])
+        ) as Record<Priority, WaitingGroup>
+      } satisfies QueueStats
     })
+
+    return Scheduler.of({ ticket, acquire, stats })
   })
 
-export const layer = Layer.scoped(Scheduler, make(fifo))
+export const layer = Layer.scoped(Scheduler, make(swapAware))
