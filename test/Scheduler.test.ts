@@ -1,0 +1,195 @@
+/**
+ * The Scheduler with its real dispatcher fiber, the real Inventory over an in-memory
+ * target, and jobs that take simulated time under the TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } from "effect"
+import { ForemanConfig, type ForemanSettings } from "../src/Config.ts"
+import * as Inventory from "../src/inventory/Inventory.ts"
+import type { Priority } from "../src/scheduler/policy.ts"
+import * as Scheduler from "../src/scheduler/Scheduler.ts"
+import * as TestTarget from "./support/TestTarget.ts"
+
+const A = "registry.ollama.ai/library/a:latest"
+const B = "registry.ollama.ai/library/b:latest"
+const C = "registry.ollama.ai/library/c:latest"
+
+/** Lets the other fibers run until `condition` holds (no clock involved). */
+const eventually = (condition: Effect.Effect<boolean>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 1_000; i++) {
+      if (yield* condition) return
+      yield* Effect.yieldNow()
+    }
+    throw new Error("condition never held")
+  })
+
+const setup = (settings: Partial<ForemanSettings>) =>
+  Effect.gen(function*() {
+    const target = yield* TestTarget.make(["a:latest", "b:latest", "c:latest"])
+    const context = yield* Layer.build(
+      Scheduler.layer.pipe(
+        Layer.provideMerge(Inventory.layer),
+        Layer.provide(target.layer),
+        Layer.provide(ForemanConfig.make({ pollInterval: Duration.hours(1), ...settings }))
+      )
+    )
+    const inventory = yield* Effect.provide(Inventory.Inventory, context)
+    const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
+    yield* inventory.poll
+    const started = yield* Ref.make<ReadonlyArray<{ model: string; at: number; id: string }>>([])
+    /** A job: waits for its slot, records when it started, runs for `duration`. */
+    const job = (model: string, priority: Priority, duration: Duration.DurationInput) =>
+      Effect.gen(function*() {
+        const known = scheduler.stats.pipe(Effect.map((q) => q.waiting + q.running))
+        const before = yield* known
+        const ticket = yield* scheduler.ticket(model, priority)
+        const fiber = yield* Effect.scoped(
+          Effect.gen(function*() {
+            yield* scheduler.acquire(ticket)
+            const at = yield* TestClock.currentTimeMillis
+            yield* Ref.update(started, (list) => [...list, { model, at, id: ticket.id }])
+            yield* Effect.sleep(duration)
+          })
+        ).pipe(Effect.fork)
+        // The scheduler has the ticket (queued or running) before the test goes on.
+        yield* eventually(known.pipe(Effect.map((n) => n > before)))
+        return { ticket, fiber }
+      })
+    return { target, inventory, scheduler, started, job }
+  })
+
+const startOf = (list: ReadonlyArray<{ id: string; at: number }>, id: string) =>
+  Option.fromNullable(list.find((s) => s.id === id)).pipe(Option.map((s) => s.at))
+
+describe("Scheduler", () => {
+  it.scoped("a lone job for a rare model starts within max-wait plus one job time under a steady stream", () =>
+    Effect.gen(function*() {
+      const { job, started } = yield* setup({ maxWait: Duration.seconds(10) })
+      // A job for A arrives every second and takes 2 s: A always has work waiting.
+      yield* job(A, "interactive", "2 seconds")
+      const stream = yield* Effect.forever(Effect.sleep("1 second").pipe(Effect.zipRight(job(A, "interactive", "2 seconds"))))
+        .pipe(Effect.fork)
+      yield* TestClock.adjust("500 millis")
+      const rare = yield* job(B, "interactive", "2 seconds")
+      for (let i = 0; i < 30; i++) yield* TestClock.adjust("500 millis")
+      const at = Option.getOrThrow(startOf(yield* Ref.get(started), rare.ticket.id))
+      const waited = at - rare.ticket.enqueuedAt
+      // Resident-first kept serving A until B was overdue, then B went next.
+      expect(waited).toBeGreaterThanOrEqual(10_000)
+      expect(waited).toBeLessThanOrEqual(10_000 + 2_000)
+      yield* Fiber.interrupt(stream)
+    }))
+
+  it.scoped("batch work for A delays an interactive job for B by at most the job in flight", () =>
+    Effect.gen(function*() {
+      const { job, scheduler, started } = yield* setup({})
+      for (let i = 0; i < 5; i++) yield* job(A, "batch", "3 seconds")
+      yield* TestClock.adjust("1 second")
+      const urgent = yield* job(B, "interactive", "3 seconds")
+      yield* TestClock.adjust("2 seconds")
+      expect(Option.getOrThrow(startOf(yield* Ref.get(started), urgent.ticket.id))).toBe(3_000)
+      for (let i = 0; i < 5; i++) yield* TestClock.adjust("3 seconds")
+      const order = (yield* Ref.get(started)).map((s) => s.model)
+      expect(order).toEqual([A, B, A, A, A, A])
+      // B was one swap; going back to A another.
+      expect((yield* scheduler.stats).swaps).toBe(3)
+    }))
+
+  it.scoped("nothing starts while the target sleeps; after a sleep longer than max-wait 30 interleaved jobs cause 3 loads", () =>
+    Effect.gen(function*() {
+      const { inventory, job, scheduler, started, target } = yield* setup({ maxWait: Duration.seconds(60) })
+      yield* Ref.update(target.state, (s) => ({ ...s, up: false }))
+      yield* inventory.poll
+      const fibers = []
+      for (let i = 0; i < 30; i++) fibers.push((yield* job([A, B, C][i % 3]!, "interactive", "1 second")).fiber)
+      yield* TestClock.adjust(Duration.hours(2))
+      expect(yield* Ref.get(started)).toEqual([])
+      expect((yield* scheduler.stats).waiting).toBe(30)
+
+      yield* Ref.update(target.state, (s) => ({ ...s, up: true }))
+      yield* inventory.poll
+      for (let i = 0; i < 31; i++) yield* TestClock.adjust("1 second")
+      yield* Fiber.joinAll(fibers)
+      const order = (yield* Ref.get(started)).map((s) => s.model)
+      expect(order).toEqual([...Array(10).fill(A), ...Array(10).fill(B), ...Array(10).fill(C)])
+      expect((yield* scheduler.stats).swaps).toBe(3)
+    }))
+
+  it.scoped("with two slots and one model's room, a job for another model waits for the running one", () =>
+    Effect.gen(function*() {
+      const { job, started } = yield* setup({ concurrency: 2, maxLoadedModels: 1 })
+      yield* job(A, "interactive", "2 seconds")
+      const other = yield* job(B, "interactive", "2 seconds")
+      yield* TestClock.adjust("1 second")
+      expect((yield* Ref.get(started)).map((s) => s.model)).toEqual([A])
+      yield* TestClock.adjust("1 second")
+      expect(startOf(yield* Ref.get(started), other.ticket.id)).toEqual(Option.some(2_000))
+    }))
+
+  it.scoped("with room for two models, two slots run A and B side by side", () =>
+    Effect.gen(function*() {
+      const { job, started } = yield* setup({ concurrency: 2, maxLoadedModels: 2 })
+      yield* job(A, "interactive", "2 seconds")
+      yield* job(B, "interactive", "2 seconds")
+      yield* eventually(Ref.get(started).pipe(Effect.map((list) => list.length === 2)))
+      expect((yield* Ref.get(started)).map((s) => [s.model, s.at])).toEqual([[A, 0], [B, 0]])
+    }))
+
+  it.scoped("a full queue refuses new tickets but never a retry", () =>
+    Effect.gen(function*() {
+      const { job, scheduler } = yield* setup({ maxQueue: 2 })
+      yield* job(A, "interactive", "10 seconds") // running
+      yield* job(A, "interactive", "1 second")
+      yield* job(A, "interactive", "1 second")
+      const refused = yield* scheduler.ticket(A, "interactive").pipe(
+        Effect.flatMap((t) => Effect.scoped(scheduler.acquire(t))),
+        Effect.flip
+      )
+      expect(refused._tag).toBe("QueueFull")
+      const retry = yield* scheduler.ticket(A, "interactive").pipe(
+        Effect.flatMap((t) => Effect.scoped(scheduler.acquire({ ...t, attempts: 1 }))),
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      expect((yield* scheduler.stats).waiting).toBe(3)
+      yield* TestClock.adjust("20 seconds")
+      expect(Exit.isSuccess(yield* Fiber.await(retry))).toBe(true)
+    }))
+
+  it.scoped("closing the scope leaves the queue, or frees the slot", () =>
+    Effect.gen(function*() {
+      const { scheduler } = yield* setup({})
+      const holder = yield* Scope.make()
+      yield* Scope.extend(scheduler.acquire(yield* scheduler.ticket(A, "interactive")), holder)
+      const queued = yield* Effect.scoped(scheduler.ticket(B, "batch").pipe(Effect.flatMap(scheduler.acquire))).pipe(Effect.fork)
+      yield* Effect.yieldNow()
+      expect(yield* scheduler.stats).toMatchObject({ waiting: 1, running: 1 })
+      yield* Fiber.interrupt(queued)
+      expect(yield* scheduler.stats).toMatchObject({ waiting: 0, running: 1 })
+      yield* Scope.close(holder, Exit.void)
+      expect(yield* scheduler.stats).toMatchObject({ waiting: 0, running: 0 })
+      // A is now resident by foreman's own account, for the assumed keep-alive.
+      expect((yield* scheduler.stats).resident).toEqual([A])
+      yield* TestClock.adjust(Scheduler.assumedKeepAlive)
+      expect((yield* scheduler.stats).resident).toEqual([])
+    }))
+
+  it.scoped("queue visibility: waiting per model and per priority, with the oldest wait", () =>
+    Effect.gen(function*() {
+      const { job, scheduler } = yield* setup({})
+      yield* job(A, "interactive", "1 minute")
+      yield* job(B, "batch", "1 second")
+      yield* TestClock.adjust("2 seconds")
+      yield* job(B, "normal", "1 second")
+      yield* TestClock.adjust("1 second")
+      const stats = yield* scheduler.stats
+      expect(stats.byModel).toEqual({ [B]: { waiting: 2, oldestWaitMs: 3_000 } })
+      expect(stats.byPriority).toEqual({
+        interactive: { waiting: 0, oldestWaitMs: 0 },
+        normal: { waiting: 1, oldestWaitMs: 1_000 },
+        batch: { waiting: 1, oldestWaitMs: 3_000 }
+      })
+    }))
+})
+
