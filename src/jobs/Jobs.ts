@@ -88,37 +88,29 @@ export const make = Effect.gen(function*() {
       const attempts = yield* Ref.make(0)
       const grantedAt = yield* Ref.make<number | undefined>(undefined)
 
+      let lastUnreachable: TargetUnreachable | undefined
       const tryOnce = Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
         Effect.flatMap((n) => attempt(spec, { ...first, attempts: n }, grantedAt)),
-        Effect.tapError((error) =>
-          error._tag === "TargetUnreachable" ? inventory.reportUnreachable(error) : Effect.void
-        )
+        Effect.tapError((error) => {
+          if (error._tag !== "TargetUnreachable") return Effect.void
+          lastUnreachable = error
+          return inventory.reportUnreachable(error)
+        })
       )
-      const lastUnreachable = yield* Ref.make<Option.Option<TargetUnreachable>>(Option.none())
-      const { upstream, scope } = yield* tryOnce.pipe(
-        Effect.tapError((error) =>
-          error._tag === "TargetUnreachable" ? Ref.set(lastUnreachable, Option.some(error)) : Effect.void
-        ),
+      const { scope, upstream } = yield* tryOnce.pipe(
         Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "TargetUnreachable" }),
+        // The timeout bounds the whole wait for a first byte: queue, sleeping target, retries.
         Effect.timeoutFail({
           duration: config.requestTimeout,
-          onTimeout: () => new RequestTimeout({ waitedMillis: Duration.toMillis(config.requestTimeout), reason: "" })
+          onTimeout: () =>
+            new RequestTimeout({
+              waitedMillis: Duration.toMillis(config.requestTimeout),
+              reason: lastUnreachable === undefined
+                ? "the job was still queued"
+                : `the target is unreachable (${lastUnreachable.message})`
+            })
         }),
-        Effect.catchTag("RequestTimeout", (timeout) =>
-          Ref.get(lastUnreachable).pipe(
-            Effect.flatMap((last) =>
-              Effect.fail(
-                new RequestTimeout({
-                  waitedMillis: timeout.waitedMillis,
-                  reason: Option.match(last, {
-                    onNone: () => "the job was still queued",
-                    onSome: (error) => `the target is unreachable (${error.message})`
-                  })
-                })
-              )
-            )
-          )),
-        // Unreachable errors are retried until the timeout turns them into RequestTimeout.
+        // Retried without limit above, so only the timeout ends them.
         Effect.catchTag("TargetUnreachable", (error) => Effect.die(error)),
         Effect.tapError((error) => logJob(spec, first, grantedAt, attempts, statusOf(error), error.message)),
         Effect.onInterrupt(() => logJob(spec, first, grantedAt, attempts, "cancelled", "caller went away while queued"))
