@@ -25,6 +25,12 @@ export interface ForemanSettings {
   readonly maxWait: Duration.Duration
   /** Plugin names in the order given; `none` gives `[]`. */
   readonly plugins: ReadonlyArray<string>
+  /** How many times an async job may be started at the target before it fails for good. */
+  readonly maxAttempts: number
+  /** How long an async job may wait for the target before it fails as expired. */
+  readonly jobTtl: Duration.Duration
+  /** How long finished async jobs are kept. */
+  readonly retention: Duration.Duration
   /** How long a sync caller waits (queue + target asleep) before a 503. */
   readonly requestTimeout: Duration.Duration
   /** TCP connect timeout to the target (a sleeping laptop does not answer SYNs). */
@@ -254,6 +260,33 @@ const specs: Specs<ForemanSettings> = {
     default: "60s",
     placeholder: "DURATION",
     description: "A job that has waited this long is served next, whatever its model.",
+    expected: positiveDuration,
+    parse: parsePositiveDuration
+  },
+  maxAttempts: {
+    flag: "--max-attempts",
+    env: "FOREMAN_MAX_ATTEMPTS",
+    default: "5",
+    placeholder: "N",
+    description: "An async job that failed at the target this many times fails for good.",
+    expected: "an integer of at least 1",
+    parse: parseInteger(1, Number.MAX_SAFE_INTEGER)
+  },
+  jobTtl: {
+    flag: "--job-ttl",
+    env: "FOREMAN_JOB_TTL",
+    default: "24h",
+    placeholder: "DURATION",
+    description: "How long an async job may wait (e.g. for a sleeping target) before it fails as expired.",
+    expected: positiveDuration,
+    parse: parsePositiveDuration
+  },
+  retention: {
+    flag: "--retention",
+    env: "FOREMAN_RETENTION",
+    default: "7d",
+    placeholder: "DURATION",
+    description: "How long finished async jobs are kept before they are deleted.",
     expected: positiveDuration,
     parse: parsePositiveDuration
   },

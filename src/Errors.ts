@@ -51,6 +51,12 @@ export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound"
   id: Schema.String
 }) {}
 
+/** The job has already finished (it cannot be cancelled any more). */
+export class JobConflict extends Schema.TaggedError<JobConflict>()("JobConflict", {
+  id: Schema.String,
+  status: Schema.String
+}) {}
+
 /** The expected failures, as one union for the HTTP error mapping. */
 export type ForemanError =
   | TargetUnreachable
@@ -61,3 +67,4 @@ export type ForemanError =
   | QueueFull
   | RequestTimeout
   | JobNotFound
+  | JobConflict

@@ -10,16 +10,26 @@ import { Duration, Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { ForemanConfig } from "./Config.ts"
 import * as Health from "./http/health.ts"
+import * as JobsRoutes from "./http/jobsRoutes.ts"
 import * as OllamaRoutes from "./http/ollamaRoutes.ts"
 import * as Server from "./http/server.ts"
 import * as Inventory from "./inventory/Inventory.ts"
 import * as Poller from "./inventory/Poller.ts"
+import * as AsyncJobs from "./jobs/AsyncJobs.ts"
 import * as Jobs from "./jobs/Jobs.ts"
+import * as SqlJobStore from "./jobs/SqlJobStore.ts"
+import * as SqliteClient from "./jobs/sqlite/SqliteClient.ts"
 import * as Scheduler from "./scheduler/Scheduler.ts"
 import * as TargetClient from "./target/TargetClient.ts"
 
-/** The services: target client, inventory and its poller, scheduler and jobs. */
-export const ServicesLive = Layer.mergeAll(Jobs.layer, Poller.layer).pipe(
+/** The job store on SQLite (`--db`; `:memory:` for a throwaway one). */
+export const StoreLive = Layer.unwrapEffect(
+  Effect.map(ForemanConfig, (config) => SqlJobStore.layer.pipe(Layer.provide(SqliteClient.layer({ filename: config.db }))))
+)
+
+/** The services: target client, inventory and its poller, scheduler, jobs, async jobs and their store. */
+export const ServicesLive = AsyncJobs.layer.pipe(
+  Layer.provideMerge(Layer.mergeAll(Jobs.layer, Poller.layer, StoreLive)),
   Layer.provideMerge(Scheduler.layer),
   Layer.provideMerge(Inventory.layer),
   Layer.provideMerge(TargetClient.layer)
@@ -31,7 +41,7 @@ export const ServicesLive = Layer.mergeAll(Jobs.layer, Poller.layer).pipe(
  */
 export const HttpLive = <E, R>(plugins: Layer.Layer<never, E, R>) =>
   Server.layer.pipe(
-    Layer.provide(Layer.mergeAll(OllamaRoutes.layer, Health.layer, plugins))
+    Layer.provide(Layer.mergeAll(OllamaRoutes.layer, JobsRoutes.layer, Health.layer, plugins))
   )
 
 const logListening = Layer.effectDiscard(

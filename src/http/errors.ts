@@ -27,6 +27,8 @@ export const reply = (error: ForemanError): ErrorReply => {
       return { status: 404, message: error.message }
     case "JobNotFound":
       return { status: 404, message: `job '${error.id}' not found` }
+    case "JobConflict":
+      return { status: 409, message: `job '${error.id}' has already ${error.status === "cancelled" ? "been cancelled" : error.status}` }
     case "QueueFull":
       // Ollama's own queue-full text, so clients that match on it keep working.
       return {

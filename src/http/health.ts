@@ -2,6 +2,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { DateTime, Effect, Option } from "effect"
 import { Inventory, isDegraded } from "../inventory/Inventory.ts"
+import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { Scheduler } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { TargetClient } from "../target/TargetClient.ts"
@@ -16,6 +17,7 @@ export const health = Effect.gen(function*() {
   const target = yield* TargetClient
   const state = yield* (yield* Inventory).get
   const queue = yield* (yield* Scheduler).stats
+  const jobs = yield* (yield* AsyncJobs).counts
   return {
     status: isDegraded(state) ? "degraded" as const : "ok" as const,
     target: target.url,
@@ -32,13 +34,14 @@ export const health = Effect.gen(function*() {
     queue: {
       byPriority: queue.byPriority,
       byModel: Object.fromEntries(Object.entries(queue.byModel).map(([model, group]) => [display(model), group]))
-    }
+    },
+    jobs
   }
 })
 
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {
-    const context = yield* Effect.context<TargetClient | Inventory | Scheduler>()
+    const context = yield* Effect.context<TargetClient | Inventory | Scheduler | AsyncJobs>()
     yield* router.get("/foreman/health", health.pipe(Effect.map(HttpServerResponse.unsafeJson), Effect.provide(context)))
   })
 )

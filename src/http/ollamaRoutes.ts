@@ -9,11 +9,13 @@ import { Effect, Either, Option, Ref, Stream } from "effect"
 import { ForemanConfig } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
+import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { Jobs } from "../jobs/Jobs.ts"
 import { type Priority, priorities } from "../scheduler/policy.ts"
 import type { VersionResponse } from "../target/schema.ts"
 import { type JobEndpoint, TargetClient, type Upstream } from "../target/TargetClient.ts"
 import { readBody } from "./body.ts"
+import { accepted, prefersAsync } from "./jobsRoutes.ts"
 import { decodeJobRequest } from "./ollamaRequest.ts"
 import { ForemanRouter } from "./Router.ts"
 
@@ -45,6 +47,7 @@ export const layer = ForemanRouter.use((router) =>
     const config = yield* ForemanConfig
     const inventory = yield* Inventory
     const jobs = yield* Jobs
+    const asyncJobs = yield* AsyncJobs
     const target = yield* TargetClient
     const lastVersion = yield* Ref.make(Option.none<VersionResponse>())
 
@@ -57,6 +60,11 @@ export const layer = ForemanRouter.use((router) =>
           onLeft: Effect.fail,
           onRight: Effect.succeed
         })
+        if (prefersAsync(request)) {
+          // The same request, turned into an async job: 202 now, the result at its Location.
+          const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
+          return accepted(yield* asyncJobs.submit({ endpoint, model: decoded.model, body: decoded.body, priority: asyncPriority }))
+        }
         const started = yield* jobs.run({ endpoint, model: decoded.model, body, priority })
         return HttpServerResponse.stream(started.body, {
           status: started.status,

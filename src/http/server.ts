@@ -17,7 +17,8 @@ const foremanErrors = new Set<string>([
   "BodyTooLarge",
   "QueueFull",
   "RequestTimeout",
-  "JobNotFound"
+  "JobNotFound",
+  "JobConflict"
 ])
 
 const isForemanError = (error: unknown): error is ForemanError =>

@@ -38,6 +38,11 @@ export type JobError = ModelNotFound | QueueFull | RequestTimeout | TargetError
 
 export interface JobsService {
   readonly run: (spec: JobSpec) => Effect.Effect<Started, JobError>
+  /**
+   * Checks the model against the inventory (with the grace re-check) and returns its
+   * normalised key, or fails with Ollama's 404 for that endpoint.
+   */
+  readonly check: (spec: Pick<JobSpec, "endpoint" | "model">) => Effect.Effect<string, ModelNotFound>
 }
 
 export class Jobs extends Context.Tag("foreman/Jobs")<Jobs, JobsService>() {}
@@ -119,7 +124,7 @@ export const make = Effect.gen(function*() {
     }).pipe(Effect.withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model } }))
 
   /** Rejects a model the target does not have, before anything is queued. */
-  const checkModel = (spec: JobSpec) =>
+  const checkModel = (spec: Pick<JobSpec, "endpoint" | "model">) =>
     Effect.gen(function*() {
       const source = ModelName.source(spec.model)
       const local = source._tag === "Right" ? source.right : { source: "default" as const, name: spec.model }
@@ -172,7 +177,7 @@ export const make = Effect.gen(function*() {
     }
   }
 
-  return Jobs.of({ run })
+  return Jobs.of({ run, check: checkModel })
 })
 
 const statusOf = (error: JobError): number =>

@@ -53,8 +53,15 @@ export interface QueueStats {
 }
 
 export interface SchedulerService {
-  /** A new ticket: the next arrival number, now as its enqueue time. */
-  readonly ticket: (model: string, priority: Priority) => Effect.Effect<Ticket>
+  /**
+   * A new ticket: the next arrival number, now as its enqueue time unless given (a job
+   * restored after a restart keeps its original arrival time).
+   */
+  readonly ticket: (
+    model: string,
+    priority: Priority,
+    options?: { readonly id?: string; readonly enqueuedAt?: number }
+  ) => Effect.Effect<Ticket>
   /**
    * Waits in the queue until the dispatcher grants a slot. The slot is held until the
    * enclosing scope closes; closing it while still queued removes the ticket. A ticket
@@ -62,6 +69,11 @@ export interface SchedulerService {
    */
   readonly acquire: (ticket: Ticket) => Effect.Effect<void, QueueFull, Scope.Scope>
   readonly stats: Effect.Effect<QueueStats>
+  /**
+   * A waiting job's place: 1 + the jobs ahead of it by priority class and arrival. The
+   * policy may still serve a resident model's job earlier, so it is an estimate.
+   */
+  readonly position: (id: string) => Effect.Effect<Option.Option<number>>
 }
 
 export class Scheduler extends Context.Tag("foreman/Scheduler")<Scheduler, SchedulerService>() {}
@@ -89,10 +101,10 @@ export const make = (policy: Policy) =>
      */
     let servingSince = yield* Clock.currentTimeMillis
 
-    const ticket = (model: string, priority: Priority) =>
+    const ticket = (model: string, priority: Priority, options?: { readonly id?: string; readonly enqueuedAt?: number }) =>
       Clock.currentTimeMillis.pipe(Effect.map((now): Ticket => {
         seq += 1
-        return { id: `j${seq}`, seq, model, priority, enqueuedAt: now, attempts: 0 }
+        return { id: options?.id ?? `j${seq}`, seq, model, priority, enqueuedAt: options?.enqueuedAt ?? now, attempts: 0 }
       }))
 
     /** Leaves the queue or frees the slot, whichever the ticket holds; idempotent. */
@@ -226,7 +238,19 @@ export const make = (policy: Policy) =>
       } satisfies QueueStats
     })
 
-    return Scheduler.of({ ticket, acquire, stats })
+    const rank = (p: Priority) => priorities.indexOf(p)
+    const position = (id: string) =>
+      Ref.get(state).pipe(Effect.map((s) => {
+        const me = s.waiting.find((e) => e.ticket.id === id)?.ticket
+        if (me === undefined) return Option.none()
+        let ahead = 0
+        for (const { ticket: t } of s.waiting) {
+          if (rank(t.priority) < rank(me.priority) || (t.priority === me.priority && t.seq < me.seq)) ahead++
+        }
+        return Option.some(ahead + 1)
+      }))
+
+    return Scheduler.of({ ticket, acquire, stats, position })
   })
 
 export const layer = Layer.scoped(Scheduler, make(swapAware))

@@ -37,7 +37,7 @@ describe("under Deno", () => {
 
   beforeAll(async () => {
     target = await startFakeTarget({ models: ["llama3.2"] })
-    foreman = await startUnderDeno(["--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json"])
+    foreman = await startUnderDeno(["--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", ":memory:"])
   }, 120_000)
   afterAll(async () => {
     if (foreman?.child.exitCode === null) {

@@ -31,7 +31,7 @@ describe("embedding the Layers", () => {
       return JSON.parse(text) as { done: boolean; response: string }
     })
     const result = await program.pipe(
-      Effect.provide(ServicesLive.pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(ForemanConfig.make({ target: target.url })))),
+      Effect.provide(ServicesLive.pipe(Layer.provide(FetchHttpClient.layer), Layer.provide(ForemanConfig.make({ target: target.url, db: ":memory:" })))),
       Effect.scoped,
       Logger.withMinimumLogLevel(LogLevel.None),
       Effect.runPromise

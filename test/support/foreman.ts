@@ -22,6 +22,7 @@ export const startForeman = async (
     host: "127.0.0.1",
     port: 0,
     pollInterval: Duration.hours(1),
+    db: ":memory:",
     ...settings
   })
   const layer = ForemanLive(options.plugins ?? Layer.empty).pipe(

@@ -1,0 +1,270 @@
+/**
+ * Async jobs: submit now, collect later (issue "durable jobs"). Each job is written to the
+ * JobStore before the caller hears 202, then runs through the same Scheduler as sync
+ * requests (priority `batch` by default), non-streaming, with its final body stored. Jobs
+ * left queued or running by an earlier process are re-queued at start, in their order.
+ */
+import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queue, Schedule, Stream } from "effect"
+import { ForemanConfig } from "../Config.ts"
+import { JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
+import { Inventory } from "../inventory/Inventory.ts"
+import type { Priority } from "../scheduler/policy.ts"
+import { Scheduler } from "../scheduler/Scheduler.ts"
+import * as ModelName from "../target/ModelName.ts"
+import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
+import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
+import { Jobs, retrySchedule } from "./Jobs.ts"
+
+export interface Submission {
+  readonly endpoint: JobEndpoint
+  readonly model: string
+  /** The Ollama request body, as the caller sent it. */
+  readonly body: Readonly<Record<string, unknown>>
+  readonly priority: Priority
+}
+
+/** A job as the API shows it. */
+export interface JobView {
+  readonly id: string
+  readonly status: JobStatus
+  readonly endpoint: JobEndpoint
+  readonly model: string
+  readonly priority: Priority
+  readonly createdAt: string
+  readonly startedAt: string | null
+  readonly finishedAt: string | null
+  readonly attempts: number
+  /** 1-based place in the queue while queued. */
+  readonly position?: number
+  /** The target's final JSON body, once succeeded. */
+  readonly result?: unknown
+  readonly error?: string
+}
+
+export interface AsyncJobsService {
+  readonly submit: (submission: Submission) => Effect.Effect<JobView, ModelNotFound>
+  readonly get: (id: string) => Effect.Effect<JobView, JobNotFound>
+  /** The job once it has finished, or as it is when `wait` runs out. */
+  readonly await: (id: string, wait: Duration.Duration) => Effect.Effect<JobView, JobNotFound>
+  readonly cancel: (id: string) => Effect.Effect<JobView, JobNotFound | JobConflict>
+  readonly list: (query: { readonly status?: JobStatus; readonly limit: number; readonly cursor?: number }) => Effect.Effect<{
+    readonly jobs: ReadonlyArray<JobView>
+    readonly nextCursor: number | undefined
+  }>
+  readonly counts: Effect.Effect<Readonly<Record<JobStatus, number>>>
+}
+
+export class AsyncJobs extends Context.Tag("foreman/AsyncJobs")<AsyncJobs, AsyncJobsService>() {}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
+
+const parseResult = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/** Why an attempt did not produce a result. */
+type AttemptFailure =
+  | { readonly _tag: "Unreachable"; readonly error: TargetUnreachable }
+  | { readonly _tag: "Failed"; readonly message: string; readonly retryable: boolean }
+
+const encoder = new TextEncoder()
+
+export const make = Effect.gen(function*() {
+  const config = yield* ForemanConfig
+  const store = yield* JobStore
+  const scheduler = yield* Scheduler
+  const target = yield* TargetClient
+  const inventory = yield* Inventory
+  const jobs = yield* Jobs
+  const runners = yield* FiberMap.make<string>()
+  const ended = yield* PubSub.unbounded<string>()
+  const ttl = Duration.toMillis(config.jobTtl)
+
+  const view = (job: JobRecord) =>
+    Effect.map(job.status === "queued" ? scheduler.position(job.id) : Effect.succeed(Option.none()), (position): JobView => ({
+      id: job.id,
+      status: job.status,
+      endpoint: job.endpoint,
+      model: job.model,
+      priority: job.priority,
+      createdAt: iso(job.createdAt)!,
+      startedAt: iso(job.startedAt),
+      finishedAt: iso(job.finishedAt),
+      attempts: job.attempts,
+      ...(Option.isSome(position) ? { position: position.value } : {}),
+      ...(job.result === null ? {} : { result: parseResult(job.result) }),
+      ...(job.error === null ? {} : { error: job.error })
+    }))
+
+  const end = (id: string, outcome: Parameters<typeof store.finish>[1]) =>
+    store.finish(id, outcome).pipe(Effect.tap((ended_) => (ended_ ? PubSub.publish(ended, id) : Effect.void)))
+
+  /** One run at the target: the final body, or why not. */
+  const attempt = (job: JobRecord, key: string, attemptsBefore: number) =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        const ticket = yield* scheduler.ticket(key, job.priority, { id: job.id, enqueuedAt: job.createdAt })
+        // An async job was accepted when it was stored: --max-queue (back-pressure for
+        // callers holding a connection) never refuses it, hence a ticket marked as a retry.
+        yield* scheduler.acquire({ ...ticket, attempts: attemptsBefore + 1 }).pipe(Effect.orDie)
+        yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
+        const upstream = yield* target.job(job.endpoint, encoder.encode(job.body)).pipe(
+          Effect.mapError((error: TargetUnreachable | TargetError): AttemptFailure =>
+            error._tag === "TargetUnreachable"
+              ? { _tag: "Unreachable", error }
+              : { _tag: "Failed", message: error.message, retryable: error.status >= 500 }
+          )
+        )
+        yield* store.countAttempt(job.id)
+        return yield* upstream.body.pipe(
+          Stream.decodeText(),
+          Stream.mkString,
+          Effect.mapError((error): AttemptFailure => ({
+            _tag: "Failed",
+            message: `the target failed mid-way: ${error.message}`,
+            retryable: true
+          }))
+        )
+      })
+    ).pipe(
+      Effect.tapError((failure) =>
+        failure._tag === "Unreachable" ? inventory.reportUnreachable(failure.error) : Effect.void
+      )
+    )
+
+  /** Runs a job to its end: retried on the backoff schedule while it can be, expired past its TTL. */
+  const run = (job: JobRecord) =>
+    Effect.gen(function*() {
+      const key = Option.getOrElse(ModelName.keyOf(job.model), () => job.model.toLowerCase())
+      const now = yield* Clock.currentTimeMillis
+      let failures = job.attempts
+      const outcome = yield* Effect.suspend(() => attempt(job, key, failures)).pipe(
+        Effect.tapError((failure) =>
+          Effect.gen(function*() {
+            yield* store.requeue(job.id)
+            if (failure._tag === "Failed") failures += 1
+          })
+        ),
+        // A failure the target caused counts against --max-attempts; an unreachable target
+        // does not (the job never reached it), and dispatch waits while it sleeps.
+        Effect.retry({
+          schedule: retrySchedule,
+          while: (failure) =>
+            failure._tag === "Unreachable" || (failure.retryable && failures < config.maxAttempts)
+        }),
+        Effect.timeoutFail({
+          duration: Duration.millis(Math.max(0, job.createdAt + ttl - now)),
+          onTimeout: (): AttemptFailure => ({
+            _tag: "Failed",
+            message: `expired: not served within ${Duration.format(config.jobTtl)} (--job-ttl)`,
+            retryable: false
+          })
+        }),
+        Effect.either
+      )
+      const at = yield* Clock.currentTimeMillis
+      if (outcome._tag === "Right") {
+        yield* end(job.id, { status: "succeeded", at, result: outcome.right })
+      } else {
+        const failure = outcome.left
+        const message = failure._tag === "Unreachable" ? `target unreachable: ${failure.error.message}` : failure.message
+        yield* end(job.id, { status: "failed", at, error: message })
+      }
+      yield* Effect.logInfo("async job finished").pipe(
+        Effect.annotateLogs({
+          job: job.id,
+          endpoint: job.endpoint,
+          model: job.model,
+          status: outcome._tag === "Right" ? "succeeded" : "failed",
+          durationMs: at - job.createdAt
+        })
+      )
+    }).pipe(Effect.withSpan("AsyncJobs.run", { attributes: { job: job.id } }))
+
+  const start = (job: JobRecord) => FiberMap.run(runners, job.id, run(job)).pipe(Effect.asVoid)
+
+  const load = (id: string) =>
+    store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
+
+  // Jobs an earlier process accepted and did not finish: back in the queue, in their order.
+  // A job that was running may have reached the target: that counts as an attempt.
+  for (const job of yield* store.unfinished) {
+    const attempts = job.status === "running" ? yield* store.countAttempt(job.id) : job.attempts
+    if (job.status === "running") yield* store.requeue(job.id)
+    yield* start({ ...job, status: "queued", attempts })
+  }
+
+  // Finished jobs are kept for --retention, then deleted.
+  yield* Clock.currentTimeMillis.pipe(
+    Effect.flatMap((now) => store.prune(now - Duration.toMillis(config.retention))),
+    Effect.tap((n) => (n > 0 ? Effect.logInfo("pruned finished jobs").pipe(Effect.annotateLogs({ count: n })) : Effect.void)),
+    Effect.repeat(Schedule.spaced(Duration.min(config.retention, Duration.hours(1)))),
+    Effect.forkScoped
+  )
+
+  const submit = (submission: Submission) =>
+    Effect.gen(function*() {
+      yield* jobs.check(submission)
+      const body = submission.endpoint === "/api/generate" || submission.endpoint === "/api/chat"
+        ? { ...submission.body, stream: false }
+        : submission.body
+      const job = yield* store.insert({
+        id: crypto.randomUUID(),
+        endpoint: submission.endpoint,
+        model: submission.model,
+        priority: submission.priority,
+        body: JSON.stringify(body),
+        createdAt: yield* Clock.currentTimeMillis
+      })
+      yield* start(job)
+      return yield* view(job)
+    }).pipe(Effect.withSpan("AsyncJobs.submit"))
+
+  const await_ = (id: string, wait: Duration.Duration) =>
+    Effect.scoped(
+      Effect.gen(function*() {
+        // Subscribe before looking, so an end between the two is not missed.
+        const endings = yield* PubSub.subscribe(ended)
+        const job = yield* load(id)
+        if (finished(job.status)) return yield* view(job)
+        yield* Queue.take(endings).pipe(
+          Effect.repeat({ until: (ended_) => ended_ === id }),
+          Effect.timeoutOption(wait)
+        )
+        return yield* load(id).pipe(Effect.flatMap(view))
+      })
+    )
+
+  const cancel = (id: string) =>
+    Effect.gen(function*() {
+      const job = yield* load(id)
+      if (finished(job.status)) return yield* new JobConflict({ id, status: job.status })
+      const at = yield* Clock.currentTimeMillis
+      // Ending it first makes the runner's own ending a no-op; then stop the runner
+      // (a queued job leaves the queue, a running one has its upstream request aborted).
+      const cancelled = yield* end(id, { status: "cancelled", at })
+      yield* FiberMap.remove(runners, id)
+      if (!cancelled) return yield* load(id).pipe(Effect.flatMap((now) => new JobConflict({ id, status: now.status })))
+      return yield* load(id).pipe(Effect.flatMap(view))
+    })
+
+  return AsyncJobs.of({
+    submit,
+    get: (id) => load(id).pipe(Effect.flatMap(view)),
+    await: await_,
+    cancel,
+    list: (query) =>
+      store.list(query).pipe(
+        Effect.flatMap((page: JobPage) =>
+          Effect.forEach(page.jobs, view).pipe(Effect.map((views) => ({ jobs: views, nextCursor: page.nextCursor })))
+        )
+      ),
+    counts: store.counts
+  })
+})
+
+export const layer = Layer.scoped(AsyncJobs, make)

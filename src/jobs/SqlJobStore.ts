@@ -1,0 +1,154 @@
+/**
+ * The JobStore on `@effect/sql`: SQLite by default (`node:sqlite`, see `sqlite/`), any
+ * `SqlClient` in principle. A broken database is a defect: the jobs API answers 500 and
+ * the log says why, rather than every caller handling storage errors.
+ */
+import { SqlClient } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import { Effect, Layer, Option, Schema } from "effect"
+import { priorities } from "../scheduler/policy.ts"
+import { type JobRecord, JobStatus, JobStore, type JobStoreService } from "./JobStore.ts"
+
+export const migrations = Migrator.fromRecord({
+  "0001_create_jobs": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT
+      )`
+    yield* sql`CREATE INDEX jobs_status_seq ON jobs (status, seq)`
+    yield* sql`CREATE INDEX jobs_finished_at ON jobs (finished_at)`
+  })
+})
+
+/** Runs the migrations this store needs (each once per database). */
+export const migrate = Migrator.make({})({ loader: migrations })
+
+const Row = Schema.Struct({
+  seq: Schema.Number,
+  id: Schema.String,
+  status: JobStatus,
+  endpoint: Schema.Literal("/api/generate", "/api/chat", "/api/embed", "/api/embeddings"),
+  model: Schema.String,
+  priority: Schema.Literal(...priorities),
+  body: Schema.String,
+  created_at: Schema.Number,
+  started_at: Schema.NullOr(Schema.Number),
+  finished_at: Schema.NullOr(Schema.Number),
+  attempts: Schema.Number,
+  result: Schema.NullOr(Schema.String),
+  error: Schema.NullOr(Schema.String)
+})
+
+const toRecord = (row: typeof Row.Type): JobRecord => ({
+  id: row.id,
+  seq: row.seq,
+  status: row.status,
+  endpoint: row.endpoint,
+  model: row.model,
+  priority: row.priority,
+  body: row.body,
+  createdAt: row.created_at,
+  startedAt: row.started_at,
+  finishedAt: row.finished_at,
+  attempts: row.attempts,
+  result: row.result,
+  error: row.error
+})
+
+const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* migrate
+
+  const rows = <E>(query: Effect.Effect<ReadonlyArray<unknown>, E>) =>
+    query.pipe(Effect.flatMap(decodeRows), Effect.map((rs) => rs.map(toRecord)), Effect.orDie)
+
+  const get = (id: string) => rows(sql`SELECT * FROM jobs WHERE id = ${id}`).pipe(Effect.map((rs) => Option.fromNullable(rs[0])))
+
+  const store: JobStoreService = {
+    insert: (job) =>
+      sql`INSERT INTO jobs ${
+        sql.insert({
+          id: job.id,
+          status: "queued",
+          endpoint: job.endpoint,
+          model: job.model,
+          priority: job.priority,
+          body: job.body,
+          created_at: job.createdAt,
+          attempts: 0
+        })
+      }`.pipe(
+        Effect.orDie,
+        Effect.zipRight(get(job.id)),
+        Effect.map(Option.getOrThrow)
+      ),
+    get,
+    list: ({ cursor, limit, status }) =>
+      rows(
+        sql`SELECT * FROM jobs WHERE 1 = 1
+          ${status === undefined ? sql`` : sql`AND status = ${status}`}
+          ${cursor === undefined ? sql`` : sql`AND seq < ${cursor}`}
+          ORDER BY seq DESC LIMIT ${limit + 1}`
+      ).pipe(
+        Effect.map((jobs) => ({
+          jobs: jobs.slice(0, limit),
+          nextCursor: jobs.length > limit ? jobs[limit - 1]!.seq : undefined
+        }))
+      ),
+    unfinished: rows(sql`SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq`),
+    markRunning: (id, at) =>
+      sql`UPDATE jobs SET status = 'running', started_at = ${at} WHERE id = ${id} AND status = 'queued'`.pipe(
+        Effect.asVoid,
+        Effect.orDie
+      ),
+    countAttempt: (id) =>
+      sql`UPDATE jobs SET attempts = attempts + 1 WHERE id = ${id} RETURNING attempts`.pipe(
+        Effect.map((rs) => Number((rs[0] as { attempts: number } | undefined)?.attempts ?? 0)),
+        Effect.orDie
+      ),
+    requeue: (id) =>
+      sql`UPDATE jobs SET status = 'queued' WHERE id = ${id} AND status IN ('queued', 'running')`.pipe(
+        Effect.asVoid,
+        Effect.orDie
+      ),
+    finish: (id, outcome) =>
+      sql`UPDATE jobs SET status = ${outcome.status}, finished_at = ${outcome.at},
+            result = ${outcome.result ?? null}, error = ${outcome.error ?? null}
+          WHERE id = ${id} AND status IN ('queued', 'running') RETURNING id`.pipe(
+        Effect.map((rs) => rs.length > 0),
+        Effect.orDie
+      ),
+    prune: (before) =>
+      sql`DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ${before} RETURNING id`.pipe(
+        Effect.map((rs) => rs.length),
+        Effect.orDie
+      ),
+    counts: sql`SELECT status, COUNT(*) AS n FROM jobs GROUP BY status`.pipe(
+      Effect.map((rs) => {
+        const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }
+        for (const r of rs as ReadonlyArray<{ status: JobStatus; n: number }>) counts[r.status] = Number(r.n)
+        return counts
+      }),
+      Effect.orDie
+    )
+  }
+  return JobStore.of(store)
+})
+
+/** The store over whatever `SqlClient` is provided. */
+export const layer = Layer.effect(JobStore, make)
