@@ -1,0 +1,108 @@
+/**
+ * What every benchmark of `npm run bench` shares: the shape of a benchmark and its result,
+ * small statistics, markdown helpers and the description of the machine and commit a
+ * result was measured on.
+ */
+import { execFileSync } from "node:child_process"
+import * as os from "node:os"
+
+/** One target of an issue, checked against a measured figure. */
+export interface Check {
+  readonly target: string
+  /** The figure(s) the verdict rests on, in words. */
+  readonly measured: string
+  readonly pass: boolean
+}
+
+export interface BenchResult {
+  /** Everything measured, as written to `bench/results/<name>.json`. */
+  readonly data: unknown
+  /** The body of `bench/results/<name>.md` (tables and notes, no title). */
+  readonly markdown: string
+  readonly checks: ReadonlyArray<Check>
+}
+
+export interface Benchmark {
+  /** As typed after `npm run bench --`; also the results' file name. */
+  readonly name: string
+  readonly title: string
+  readonly run: () => Promise<BenchResult>
+}
+
+export interface Environment {
+  readonly commit: string
+  /** The measured code (src/, test/support/) differs from `commit`: others edit the same checkout. */
+  readonly dirty: boolean
+  readonly date: string
+  readonly node: string
+  readonly os: string
+  readonly cpu: string
+  readonly cores: number
+  readonly memoryGiB: number
+}
+
+const repoRoot = new URL("..", import.meta.url)
+
+const git = (...args: ReadonlyArray<string>): string | undefined => {
+  try {
+    return execFileSync("git", args, { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+  } catch {
+    return undefined
+  }
+}
+
+export const environment = (): Environment => {
+  const cpus = os.cpus()
+  return {
+    commit: git("rev-parse", "--short", "HEAD") ?? "unknown",
+    dirty: (git("status", "--porcelain", "--", "src", "test/support") ?? "") !== "",
+    date: new Date().toISOString(),
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10
+  }
+}
+
+export const describeEnvironment = (env: Environment): string =>
+  `commit \`${env.commit}\`${env.dirty ? " (with uncommitted changes in src/ or test/support/)" : ""}, ` +
+  `${env.date}, Node ${env.node}, ${env.cpu} × ${env.cores} cores, ${env.memoryGiB} GiB, ${env.os}`
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+export const mean = (xs: ReadonlyArray<number>): number => xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length
+
+/** Nearest-rank percentile: an observed value, never an interpolation (so p99 of < 100 samples is the max). */
+export const percentile = (xs: ReadonlyArray<number>, p: number): number => {
+  if (xs.length === 0) return Number.NaN
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1]!
+}
+
+/** Deterministic PRNG (mulberry32): same seed, same workload, on every machine. */
+export const seededRandom = (seed: number): (() => number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string =>
+  [header, header.map(() => "---"), ...rows].map((cells) => `| ${cells.join(" | ")} |`).join("\n")
+
+export const seconds = (ms: number): string => Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : "–"
+
+export const ratio = (x: number, y: number): number => y === 0 ? Number.NaN : x / y
+
+export const times = (r: number): string => Number.isFinite(r) ? `${r.toFixed(2)}×` : "–"
+
+export const verdict = (check: Check): string => `${check.pass ? "PASS" : "FAIL"}  ${check.target}: ${check.measured}`
