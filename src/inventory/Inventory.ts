@@ -21,7 +21,10 @@ export interface InventoryState {
   readonly lastSuccessAt: Option.Option<DateTime.Utc>
   readonly consecutiveFailures: number
   readonly lastError: Option.Option<string>
-  /** False from the moment the target was found unreachable until the next successful poll. */
+  /**
+   * Whether the target answered lately: false until the first successful contact, and from
+   * the moment it is found unreachable until it answers again. Dispatch waits while false.
+   */
   readonly reachable: boolean
 }
 
@@ -32,7 +35,7 @@ export const initialState: InventoryState = {
   lastSuccessAt: Option.none(),
   consecutiveFailures: 0,
   lastError: Option.none(),
-  reachable: true
+  reachable: false
 }
 
 /** Degraded: the last contact with the target failed, or foreman has never reached it. */
@@ -184,7 +187,7 @@ export const make = Effect.gen(function*() {
       const live = yield* target.tags.pipe(Effect.either)
       if (live._tag === "Right") {
         const now = yield* DateTime.now
-        yield* update((state) => ({ ...state, models: live.right.models, lastSuccessAt: Option.some(now) }))
+        yield* update((state) => ({ ...state, models: live.right.models, lastSuccessAt: Option.some(now), reachable: true }))
         return hasModel({ ...cached, models: live.right.models }, key) ? "found" as const : "missing" as const
       }
       // The target cannot be asked. With a last-known inventory, that inventory decides

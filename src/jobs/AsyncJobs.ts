@@ -9,11 +9,11 @@ import { ForemanConfig } from "../Config.ts"
 import { JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { Priority } from "../scheduler/policy.ts"
-import { Scheduler } from "../scheduler/Scheduler.ts"
+import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
-import { Jobs, retrySchedule } from "./Jobs.ts"
+import { Jobs, retrySchedule, unreachableSchedule } from "./Jobs.ts"
 
 export interface Submission {
   readonly endpoint: JobEndpoint
@@ -103,16 +103,20 @@ export const make = Effect.gen(function*() {
   const end = (id: string, outcome: Parameters<typeof store.finish>[1]) =>
     store.finish(id, outcome).pipe(Effect.tap((ended_) => (ended_ ? PubSub.publish(ended, id) : Effect.void)))
 
-  /** One run at the target: the final body, or why not. */
-  const attempt = (job: JobRecord, key: string, attemptsBefore: number) =>
+  /**
+   * One run at the target: the final body, or why not. The ticket is the job's one place
+   * in the queue, kept across attempts. An async job was accepted when it was stored, so
+   * --max-queue (back-pressure for callers holding a connection) never refuses it: its
+   * ticket goes in marked as a retry.
+   */
+  const attempt = (job: JobRecord, ticket: Ticket) =>
     Effect.scoped(
       Effect.gen(function*() {
-        const ticket = yield* scheduler.ticket(key, job.priority, { id: job.id, enqueuedAt: job.createdAt })
-        // An async job was accepted when it was stored: --max-queue (back-pressure for
-        // callers holding a connection) never refuses it, hence a ticket marked as a retry.
-        yield* scheduler.acquire({ ...ticket, attempts: attemptsBefore + 1 }).pipe(Effect.orDie)
+        yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }).pipe(Effect.orDie)
         yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
         const upstream = yield* target.job(job.endpoint, encoder.encode(job.body)).pipe(
+          // Reported while the slot is still held (see Jobs).
+          Effect.tapError((error) => (error._tag === "TargetUnreachable" ? inventory.reportUnreachable(error) : Effect.void)),
           Effect.mapError((error: TargetUnreachable | TargetError): AttemptFailure =>
             error._tag === "TargetUnreachable"
               ? { _tag: "Unreachable", error }
@@ -131,30 +135,27 @@ export const make = Effect.gen(function*() {
         )
       })
     ).pipe(
-      Effect.tapError((failure) =>
-        failure._tag === "Unreachable" ? inventory.reportUnreachable(failure.error) : Effect.void
-      )
+      // Unreachable: back to its place; dispatch waits until the target answers.
+      Effect.retry({ schedule: unreachableSchedule, while: (failure) => failure._tag === "Unreachable" })
     )
 
   /** Runs a job to its end: retried on the backoff schedule while it can be, expired past its TTL. */
-  const run = (job: JobRecord) =>
+  const run = (job: JobRecord, ticket: Ticket) =>
     Effect.gen(function*() {
-      const key = Option.getOrElse(ModelName.keyOf(job.model), () => job.model.toLowerCase())
       const now = yield* Clock.currentTimeMillis
+      // Failures the target caused count against --max-attempts; an unreachable target
+      // does not (the job never reached it).
       let failures = job.attempts
-      const outcome = yield* Effect.suspend(() => attempt(job, key, failures)).pipe(
+      const outcome = yield* attempt(job, ticket).pipe(
         Effect.tapError((failure) =>
           Effect.gen(function*() {
             yield* store.requeue(job.id)
             if (failure._tag === "Failed") failures += 1
           })
         ),
-        // A failure the target caused counts against --max-attempts; an unreachable target
-        // does not (the job never reached it), and dispatch waits while it sleeps.
         Effect.retry({
           schedule: retrySchedule,
-          while: (failure) =>
-            failure._tag === "Unreachable" || (failure.retryable && failures < config.maxAttempts)
+          while: (failure) => failure._tag === "Failed" && failure.retryable && failures < config.maxAttempts
         }),
         Effect.timeoutFail({
           duration: Duration.millis(Math.max(0, job.createdAt + ttl - now)),
@@ -185,7 +186,12 @@ export const make = Effect.gen(function*() {
       )
     }).pipe(Effect.withSpan("AsyncJobs.run", { attributes: { job: job.id } }))
 
-  const start = (job: JobRecord) => FiberMap.run(runners, job.id, run(job)).pipe(Effect.asVoid)
+  /** Takes the job's place in the queue now (so restored jobs keep their order), then runs it. */
+  const start = (job: JobRecord) =>
+    scheduler.ticket(Option.getOrElse(ModelName.keyOf(job.model), () => job.model.toLowerCase()), job.priority, {
+      id: job.id,
+      enqueuedAt: job.createdAt
+    }).pipe(Effect.flatMap((ticket) => FiberMap.run(runners, job.id, run(job, ticket))), Effect.asVoid)
 
   const load = (id: string) =>
     store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))

@@ -48,12 +48,24 @@ export interface JobsService {
 export class Jobs extends Context.Tag("foreman/Jobs")<Jobs, JobsService>() {}
 
 /**
- * Backoff between attempts while the target is unreachable: jittered exponential from
- * 250 ms, capped at 5 s. Dispatch also pauses while the target is known to be asleep, so
- * this only bounds how soon a failed job is back in its place in the queue.
+ * Backoff between attempts that the target failed (it answered, but with an error):
+ * jittered exponential from 250 ms, capped at 5 s. An unreachable target needs none of
+ * this: the job goes straight back to its place in the queue, dispatch pauses while the
+ * target is known to be asleep, and the inventory's recovery probe (a backoff of its own)
+ * resumes it.
  */
 export const retrySchedule = Schedule.exponential(Duration.millis(250)).pipe(
   Schedule.either(Schedule.spaced(Duration.seconds(5))),
+  Schedule.jittered
+)
+
+/**
+ * Between attempts that found the target unreachable: short (from 50 ms, capped at 2 s), so
+ * the job is back at its place long before a sleeping target wakes, yet a target that
+ * flaps (answers polls, refuses jobs) cannot spin a job in a tight loop.
+ */
+export const unreachableSchedule = Schedule.exponential(Duration.millis(50)).pipe(
+  Schedule.either(Schedule.spaced(Duration.seconds(2))),
   Schedule.jittered
 )
 
@@ -75,7 +87,11 @@ export const make = Effect.gen(function*() {
           Effect.gen(function*() {
             yield* Scope.extend(scheduler.acquire(ticket), scope)
             yield* Clock.currentTimeMillis.pipe(Effect.flatMap((now) => Ref.set(grantedAt, now)))
-            return yield* target.job(spec.endpoint, spec.body)
+            // Reported while the slot is still held, so no other job is sent to a target
+            // known to be down.
+            return yield* target.job(spec.endpoint, spec.body).pipe(
+              Effect.tapError((error) => (error._tag === "TargetUnreachable" ? inventory.reportUnreachable(error) : Effect.void))
+            )
           })
         ).pipe(Effect.exit)
         if (Exit.isFailure(exit)) {
@@ -96,14 +112,13 @@ export const make = Effect.gen(function*() {
       let lastUnreachable: TargetUnreachable | undefined
       const tryOnce = Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
         Effect.flatMap((n) => attempt(spec, { ...first, attempts: n }, grantedAt)),
-        Effect.tapError((error) => {
-          if (error._tag !== "TargetUnreachable") return Effect.void
-          lastUnreachable = error
-          return inventory.reportUnreachable(error)
-        })
+        Effect.tapError((error) => Effect.sync(() => {
+          if (error._tag === "TargetUnreachable") lastUnreachable = error
+        }))
       )
       const { scope, upstream } = yield* tryOnce.pipe(
-        Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "TargetUnreachable" }),
+        // Back to its place (same ticket): dispatch waits for the target, not the job.
+        Effect.retry({ schedule: unreachableSchedule, while: (error) => error._tag === "TargetUnreachable" }),
         // The timeout bounds the whole wait for a first byte: queue, sleeping target, retries.
         Effect.timeoutFail({
           duration: config.requestTimeout,
