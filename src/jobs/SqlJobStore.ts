@@ -4,12 +4,12 @@
  * the log says why, rather than every caller handling storage errors.
  */
 import { SqlClient } from "@effect/sql"
-import * as Migrator from "@effect/sql/Migrator"
 import { Effect, Layer, Option, Schema } from "effect"
 import { priorities } from "../scheduler/policy.ts"
 import { type JobRecord, JobStatus, JobStore, type JobStoreService } from "./JobStore.ts"
+import * as Migrator from "./sqlite/migrator.ts"
 
-export const migrations = Migrator.fromRecord({
+export const migrations: Migrator.Migrations = {
   "0001_create_jobs": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`
@@ -31,10 +31,10 @@ export const migrations = Migrator.fromRecord({
     yield* sql`CREATE INDEX jobs_status_seq ON jobs (status, seq)`
     yield* sql`CREATE INDEX jobs_finished_at ON jobs (finished_at)`
   })
-})
+}
 
 /** Runs the migrations this store needs (each once per database). */
-export const migrate = Migrator.make({})({ loader: migrations })
+export const migrate = Migrator.run({ migrations })
 
 const Row = Schema.Struct({
   seq: Schema.Number,

@@ -5,6 +5,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { once } from "node:events"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -34,10 +37,12 @@ const startUnderDeno = (args: ReadonlyArray<string>) =>
 describe("under Deno", () => {
   let target: FakeTarget
   let foreman: { url: string; child: ChildProcess }
+  let dir: string | undefined
 
   beforeAll(async () => {
     target = await startFakeTarget({ models: ["llama3.2"] })
-    foreman = await startUnderDeno(["--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", ":memory:"])
+    dir = mkdtempSync(join(tmpdir(), "foreman-deno-"))
+    foreman = await startUnderDeno(["--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", join(dir, "jobs.db")])
   }, 120_000)
   afterAll(async () => {
     if (foreman?.child.exitCode === null) {
@@ -45,6 +50,7 @@ describe("under Deno", () => {
       await once(foreman.child, "exit")
     }
     await target?.close()
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
   })
 
   it("answers /foreman/health", async () => {
@@ -62,5 +68,21 @@ describe("under Deno", () => {
     }
     expect(parts.length).toBeGreaterThan(2)
     expect(parts.join("").length).toBeGreaterThan(0)
+  })
+
+  it("keeps an async job in its SQLite store: submit, poll, result", async () => {
+    const submitted = await fetch(`${foreman.url}/foreman/v1/jobs`, {
+      method: "POST",
+      body: JSON.stringify({ endpoint: "/api/generate", body: { model: "llama3.2", prompt: "from deno's store" } })
+    })
+    expect(submitted.status).toBe(202)
+    const { id } = await submitted.json()
+    const job = await (await fetch(`${foreman.url}${submitted.headers.get("location")}?wait=30s`)).json()
+    expect(job).toMatchObject({ id, status: "succeeded", attempts: 1 })
+    const direct = await (await fetch(`${target.url}/api/generate`, {
+      method: "POST",
+      body: JSON.stringify({ model: "llama3.2", prompt: "from deno's store", stream: false })
+    })).json()
+    expect(job.result.response).toBe(direct.response)
   })
 })
