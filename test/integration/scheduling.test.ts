@@ -60,6 +60,38 @@ describe("swap-aware scheduling", () => {
     expect(order.slice(1)).toEqual(["batch 1", "batch 2", "batch 3", "batch 4", "batch 5"])
   })
 
+  it("a lone job for a rare model waits for max-wait under a steady stream for another, then goes next", async () => {
+    const maxWait = 400
+    const rare = await startFakeTarget({ models: ["a", "b"], maxLoaded: 1, tokenDelayMs: 10, chunks: 4 })
+    const broker = await startForeman({ target: rare.url, maxWait: Duration.millis(maxWait) })
+    try {
+      await vi.waitFor(async () => expect((await broker.health()).status).toBe("ok"))
+      // Keep three jobs for A outstanding at all times: A always has work and stays resident.
+      let streaming = true
+      const stream = Promise.all([0, 1, 2].map(async (lane) => {
+        for (let i = 0; streaming; i++) await generate(broker.url, "a", `a ${lane}.${i}`)
+      }))
+      await vi.waitFor(() => expect(rare.count("/api/generate")).toBeGreaterThan(3))
+      const sentAt = performance.timeOrigin + performance.now()
+      const reply = await generate(broker.url, "b", "the rare one")
+      streaming = false
+      await stream
+      expect(reply.status).toBe(200)
+
+      const calls = rare.calls.filter((c) => c.path === "/api/generate")
+      const rareCall = calls.find((c) => (c.body as { prompt: string }).prompt === "the rare one")!
+      // Resident-first held it back for max-wait ...
+      expect(rareCall.at - sentAt).toBeGreaterThanOrEqual(maxWait)
+      // ... and once overdue it was next: no job for A started between then and its start.
+      const overdueAt = sentAt + maxWait + 50
+      const overtaking = calls.filter((c) => (c.body as { model: string }).model === "a" && c.at > overdueAt && c.at < rareCall.at)
+      expect(overtaking).toEqual([])
+    } finally {
+      await broker.close()
+      await rare.close()
+    }
+  })
+
   it("health shows the queue per model and per priority, and the swaps foreman caused", async () => {
     target.hold()
     const running = generate(foreman.url, "c", "hold")
