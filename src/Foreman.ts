@@ -14,6 +14,7 @@ import * as JobsRoutes from "./http/jobsRoutes.ts"
 import * as OllamaRoutes from "./http/ollamaRoutes.ts"
 import * as Server from "./http/server.ts"
 import * as Inventory from "./inventory/Inventory.ts"
+import { Events } from "./plugin/Events.ts"
 import * as Poller from "./inventory/Poller.ts"
 import * as AsyncJobs from "./jobs/AsyncJobs.ts"
 import * as Jobs from "./jobs/Jobs.ts"
@@ -27,12 +28,16 @@ export const StoreLive = Layer.unwrapEffect(
   Effect.map(ForemanConfig, (config) => SqlJobStore.layer.pipe(Layer.provide(SqliteClient.layer({ filename: config.db }))))
 )
 
-/** The services: target client, inventory and its poller, scheduler, jobs, async jobs and their store. */
+/**
+ * The services: target client, inventory and its poller, scheduler, jobs, async jobs and
+ * their store, and the event hub plugins follow.
+ */
 export const ServicesLive = AsyncJobs.layer.pipe(
   Layer.provideMerge(Layer.mergeAll(Jobs.layer, Poller.layer, StoreLive)),
   Layer.provideMerge(Scheduler.layer),
   Layer.provideMerge(Inventory.layer),
-  Layer.provideMerge(TargetClient.layer)
+  Layer.provideMerge(TargetClient.layer),
+  Layer.provideMerge(Events.layer)
 )
 
 /**

@@ -4,6 +4,7 @@ import { ForemanConfig } from "../src/Config.ts"
 import * as Inventory from "../src/inventory/Inventory.ts"
 import { type InventoryState, isDegraded } from "../src/inventory/Inventory.ts"
 import * as Poller from "../src/inventory/Poller.ts"
+import { Events } from "../src/plugin/Events.ts"
 import * as TestTarget from "./support/TestTarget.ts"
 
 const interval = Duration.seconds(30)
@@ -15,6 +16,7 @@ const setup = Effect.gen(function*() {
     Poller.layer.pipe(
       Layer.provideMerge(Inventory.layer),
       Layer.provide(target.layer),
+      Layer.provide(Events.layer),
       Layer.provide(ForemanConfig.make({ pollInterval: interval }))
     )
   )

@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } from "effect"
 import { ForemanConfig, type ForemanSettings } from "../src/Config.ts"
 import * as Inventory from "../src/inventory/Inventory.ts"
+import { Events } from "../src/plugin/Events.ts"
 import type { Priority } from "../src/scheduler/policy.ts"
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
 import * as TestTarget from "./support/TestTarget.ts"
@@ -31,6 +32,7 @@ const setup = (settings: Partial<ForemanSettings>) =>
       Scheduler.layer.pipe(
         Layer.provideMerge(Inventory.layer),
         Layer.provide(target.layer),
+        Layer.provideMerge(Events.layer),
         Layer.provide(ForemanConfig.make({ pollInterval: Duration.hours(1), ...settings }))
       )
     )

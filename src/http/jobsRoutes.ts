@@ -69,7 +69,7 @@ export const layer = ForemanRouter.use((router) =>
           onRight: Effect.succeed
         })
         const priority: Priority = submission.priority ?? (yield* priorityOf(request, "batch"))
-        const job = yield* asyncJobs.submit({ endpoint, model: decoded.model, body: decoded.body, priority })
+        const job = yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority })
         return accepted(job)
       })
     )

@@ -63,9 +63,9 @@ export const layer = ForemanRouter.use((router) =>
         if (prefersAsync(request)) {
           // The same request, turned into an async job: 202 now, the result at its Location.
           const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
-          return accepted(yield* asyncJobs.submit({ endpoint, model: decoded.model, body: decoded.body, priority: asyncPriority }))
+          return accepted(yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority: asyncPriority }))
         }
-        const started = yield* jobs.run({ endpoint, model: decoded.model, body, priority })
+        const started = yield* jobs.run({ endpoint, kind: endpoint, model: decoded.model, body, priority })
         return HttpServerResponse.stream(started.body, {
           status: started.status,
           ...(started.contentType === undefined ? {} : { contentType: started.contentType })

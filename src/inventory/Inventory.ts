@@ -5,8 +5,10 @@
  * up resumes dispatch). A failed poll keeps the last inventory: one failure never makes
  * foreman reject jobs wholesale.
  */
-import { Context, DateTime, Duration, Effect, FiberHandle, FiberSet, Layer, Option, Schedule, Stream, SubscriptionRef } from "effect"
+import { Context, DateTime, Duration, Effect, FiberHandle, FiberSet, Layer, Metric, Option, Schedule, Stream, SubscriptionRef } from "effect"
 import { ForemanConfig } from "../Config.ts"
+import * as Metrics from "../Metrics.ts"
+import { Events } from "../plugin/Events.ts"
 import type { TargetError, TargetUnreachable } from "../Errors.ts"
 import * as ModelName from "../target/ModelName.ts"
 import type { PsModel, TagModel } from "../target/schema.ts"
@@ -89,26 +91,38 @@ export const probeSchedule = (interval: Duration.Duration) =>
 export const make = Effect.gen(function*() {
   const { pollInterval } = yield* ForemanConfig
   const target = yield* TargetClient
+  const events = yield* Events
   const ref = yield* SubscriptionRef.make(initialState)
   const background = yield* FiberSet.make()
   const prober = yield* FiberHandle.make()
   const pollLock = yield* Effect.makeSemaphore(1)
 
-  /** Applies a change and logs the degraded/recovered transitions. */
+  /** Applies a change, keeps the gauges current, and reports the degraded/recovered transitions. */
   const update = (f: (state: InventoryState) => InventoryState) =>
     SubscriptionRef.modify(ref, (before) => {
       const after = f(before)
       return [[before, after] as const, after]
     }).pipe(
+      Effect.tap(([, after]) =>
+        Effect.all([
+          Metric.set(Metrics.targetUp, after.reachable ? 1 : 0),
+          Metric.set(Metrics.inventoryModels, after.models.length)
+        ], { discard: true })
+      ),
       Effect.flatMap(([before, after]) => {
         if (after.consecutiveFailures > 0 && before.consecutiveFailures === 0) {
+          const error = Option.getOrElse(after.lastError, () => "")
           return Effect.logWarning("target degraded").pipe(
-            Effect.annotateLogs({ target: target.url, error: Option.getOrElse(after.lastError, () => "") })
+            Effect.annotateLogs({ target: target.url, error }),
+            Effect.zipRight(DateTime.now),
+            Effect.flatMap((now) => events.publish({ _tag: "TargetDegraded", error, at: DateTime.toEpochMillis(now) }))
           )
         }
         if (after.consecutiveFailures === 0 && before.consecutiveFailures > 0) {
           return Effect.logInfo("target recovered").pipe(
-            Effect.annotateLogs({ target: target.url, models: after.models.length, failures: before.consecutiveFailures })
+            Effect.annotateLogs({ target: target.url, models: after.models.length, failures: before.consecutiveFailures }),
+            Effect.zipRight(DateTime.now),
+            Effect.flatMap((now) => events.publish({ _tag: "TargetRecovered", at: DateTime.toEpochMillis(now) }))
           )
         }
         if (Option.isSome(after.lastSuccessAt) && Option.isNone(before.lastSuccessAt)) {
@@ -132,6 +146,7 @@ export const make = Effect.gen(function*() {
   const pollOnce = pollLock.withPermits(1)(
     Effect.gen(function*() {
       const result = yield* Effect.all([target.tags, target.ps], { concurrency: 2 }).pipe(Effect.either)
+      yield* Metric.increment(Metric.tagged(Metrics.targetPollsTotal, "result", result._tag === "Right" ? "success" : "failure"))
       const now = yield* DateTime.now
       if (result._tag === "Left") {
         yield* recordFailure(result.left, now)

@@ -8,15 +8,20 @@ import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queu
 import { ForemanConfig } from "../Config.ts"
 import { JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
+import type { JobInfo } from "../plugin/Events.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
 import { Jobs, retrySchedule, unreachableSchedule } from "./Jobs.ts"
+import * as Report from "./report.ts"
 
 export interface Submission {
-  readonly endpoint: JobEndpoint
+  /** The target path the job calls: an Ollama route, or e.g. `/v1/chat/completions`. */
+  readonly endpoint: string
+  /** The Ollama route whose rules the job follows (the wording of its missing-model 404). */
+  readonly kind: JobEndpoint
   readonly model: string
   /** The Ollama request body, as the caller sent it. */
   readonly body: Readonly<Record<string, unknown>>
@@ -27,7 +32,7 @@ export interface Submission {
 export interface JobView {
   readonly id: string
   readonly status: JobStatus
-  readonly endpoint: JobEndpoint
+  readonly endpoint: string
   readonly model: string
   readonly priority: Priority
   readonly createdAt: string
@@ -70,6 +75,21 @@ const parseResult = (text: string): unknown => {
 type AttemptFailure =
   | { readonly _tag: "Unreachable"; readonly error: TargetUnreachable }
   | { readonly _tag: "Failed"; readonly message: string; readonly retryable: boolean }
+  | { readonly _tag: "Expired"; readonly message: string }
+
+/** What one job's attempts have reached so far. */
+interface Progress {
+  attempts: number
+  startedAt: number | undefined
+}
+
+const info = (job: JobRecord): JobInfo => ({
+  id: job.id,
+  endpoint: job.endpoint,
+  model: job.model,
+  priority: job.priority,
+  async: true
+})
 
 const encoder = new TextEncoder()
 
@@ -83,6 +103,7 @@ export const make = Effect.gen(function*() {
   const runners = yield* FiberMap.make<string>()
   const ended = yield* PubSub.unbounded<string>()
   const ttl = Duration.toMillis(config.jobTtl)
+  const report = yield* Report.make
 
   const view = (job: JobRecord) =>
     Effect.map(job.status === "queued" ? scheduler.position(job.id) : Effect.succeed(Option.none()), (position): JobView => ({
@@ -109,7 +130,7 @@ export const make = Effect.gen(function*() {
    * --max-queue (back-pressure for callers holding a connection) never refuses it: its
    * ticket goes in marked as a retry.
    */
-  const attempt = (job: JobRecord, ticket: Ticket) =>
+  const attempt = (job: JobRecord, ticket: Ticket, progress: Progress) =>
     Effect.scoped(
       Effect.gen(function*() {
         yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }).pipe(Effect.orDie)
@@ -123,7 +144,9 @@ export const make = Effect.gen(function*() {
               : { _tag: "Failed", message: error.message, retryable: error.status >= 500 }
           )
         )
-        yield* store.countAttempt(job.id)
+        progress.attempts = yield* store.countAttempt(job.id)
+        progress.startedAt = yield* Clock.currentTimeMillis
+        yield* report.started(info(job), progress.startedAt, progress.startedAt - job.createdAt)
         return yield* upstream.body.pipe(
           Stream.decodeText(),
           Stream.mkString,
@@ -146,7 +169,8 @@ export const make = Effect.gen(function*() {
       // Failures the target caused count against --max-attempts; an unreachable target
       // does not (the job never reached it).
       let failures = job.attempts
-      const outcome = yield* attempt(job, ticket).pipe(
+      const progress: Progress = { attempts: job.attempts, startedAt: undefined }
+      const outcome = yield* attempt(job, ticket, progress).pipe(
         Effect.tapError((failure) =>
           Effect.gen(function*() {
             yield* store.requeue(job.id)
@@ -160,30 +184,30 @@ export const make = Effect.gen(function*() {
         Effect.timeoutFail({
           duration: Duration.millis(Math.max(0, job.createdAt + ttl - now)),
           onTimeout: (): AttemptFailure => ({
-            _tag: "Failed",
-            message: `expired: not served within ${Duration.format(config.jobTtl)} (--job-ttl)`,
-            retryable: false
+            _tag: "Expired",
+            message: `expired: not served within ${Duration.format(config.jobTtl)} (--job-ttl)`
           })
         }),
         Effect.either
       )
       const at = yield* Clock.currentTimeMillis
+      const outcomeOf = (status: Report.FinishStatus, error?: string): Report.Outcome => ({
+        status,
+        enqueuedAt: job.createdAt,
+        startedAt: progress.startedAt,
+        at,
+        attempts: progress.attempts,
+        error
+      })
       if (outcome._tag === "Right") {
         yield* end(job.id, { status: "succeeded", at, result: outcome.right })
+        yield* report.finished(info(job), outcomeOf(200))
       } else {
         const failure = outcome.left
         const message = failure._tag === "Unreachable" ? `target unreachable: ${failure.error.message}` : failure.message
         yield* end(job.id, { status: "failed", at, error: message })
+        yield* report.finished(info(job), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
       }
-      yield* Effect.logInfo("async job finished").pipe(
-        Effect.annotateLogs({
-          job: job.id,
-          endpoint: job.endpoint,
-          model: job.model,
-          status: outcome._tag === "Right" ? "succeeded" : "failed",
-          durationMs: at - job.createdAt
-        })
-      )
     }).pipe(Effect.withSpan("AsyncJobs.run", { attributes: { job: job.id } }))
 
   /** Takes the job's place in the queue now (so restored jobs keep their order), then runs it. */
@@ -215,7 +239,8 @@ export const make = Effect.gen(function*() {
   const submit = (submission: Submission) =>
     Effect.gen(function*() {
       yield* jobs.check(submission)
-      const body = submission.endpoint === "/api/generate" || submission.endpoint === "/api/chat"
+      // The stored result is the final body: no streaming (embeddings never stream).
+      const body = submission.kind === "/api/generate" || submission.kind === "/api/chat"
         ? { ...submission.body, stream: false }
         : submission.body
       const job = yield* store.insert({
@@ -226,6 +251,7 @@ export const make = Effect.gen(function*() {
         body: JSON.stringify(body),
         createdAt: yield* Clock.currentTimeMillis
       })
+      yield* report.queued(info(job), job.createdAt)
       yield* start(job)
       return yield* view(job)
     }).pipe(Effect.withSpan("AsyncJobs.submit"))
@@ -255,7 +281,16 @@ export const make = Effect.gen(function*() {
       const cancelled = yield* end(id, { status: "cancelled", at })
       yield* FiberMap.remove(runners, id)
       if (!cancelled) return yield* load(id).pipe(Effect.flatMap((now) => new JobConflict({ id, status: now.status })))
-      return yield* load(id).pipe(Effect.flatMap(view))
+      const after = yield* load(id)
+      yield* report.finished(info(after), {
+        status: "cancelled",
+        enqueuedAt: after.createdAt,
+        startedAt: after.startedAt ?? undefined,
+        at,
+        attempts: after.attempts,
+        error: "cancelled by DELETE"
+      })
+      return yield* view(after)
     })
 
   return AsyncJobs.of({

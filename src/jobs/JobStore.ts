@@ -4,7 +4,6 @@
  */
 import { Context, type Effect, type Option, Schema } from "effect"
 import type { Priority } from "../scheduler/policy.ts"
-import type { JobEndpoint } from "../target/TargetClient.ts"
 
 export const JobStatus = Schema.Literal("queued", "running", "succeeded", "failed", "cancelled")
 export type JobStatus = typeof JobStatus.Type
@@ -17,7 +16,8 @@ export interface JobRecord {
   /** Arrival order, kept across restarts: re-queued jobs keep their place. */
   readonly seq: number
   readonly status: JobStatus
-  readonly endpoint: JobEndpoint
+  /** The target path the job calls. */
+  readonly endpoint: string
   /** The model as the caller sent it. */
   readonly model: string
   readonly priority: Priority
@@ -36,7 +36,7 @@ export interface JobRecord {
 
 export interface NewJob {
   readonly id: string
-  readonly endpoint: JobEndpoint
+  readonly endpoint: string
   readonly model: string
   readonly priority: Priority
   readonly body: string

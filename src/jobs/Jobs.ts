@@ -1,20 +1,25 @@
 /**
  * Every inference request becomes a job: checked against the inventory before it is
  * queued, given a slot by the Scheduler, run at the target, retried while the target is
- * unreachable before the first byte (ADR-0004), and logged once when it finishes.
+ * unreachable before the first byte (ADR-0004), and reported once when it finishes.
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Option, Ref, Schedule, Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Schedule, Scope, Stream } from "effect"
 import { ForemanConfig } from "../Config.ts"
 import { ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { missingModelError } from "../http/ollamaRequest.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
+import type { JobInfo } from "../plugin/Events.ts"
 import * as ModelName from "../target/ModelName.ts"
-import { type JobEndpoint, TargetClient, type Upstream } from "../target/TargetClient.ts"
+import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
+import * as Report from "./report.ts"
 
 export interface JobSpec {
-  readonly endpoint: JobEndpoint
+  /** The target path the job calls: an Ollama route, or e.g. `/v1/chat/completions`. */
+  readonly endpoint: string
+  /** The Ollama route whose rules the job follows (the wording of its missing-model 404). */
+  readonly kind: JobEndpoint
   /** The model exactly as the caller sent it. */
   readonly model: string
   /** The request body, forwarded to the target byte for byte. */
@@ -42,7 +47,7 @@ export interface JobsService {
    * Checks the model against the inventory (with the grace re-check) and returns its
    * normalised key, or fails with Ollama's 404 for that endpoint.
    */
-  readonly check: (spec: Pick<JobSpec, "endpoint" | "model">) => Effect.Effect<string, ModelNotFound>
+  readonly check: (spec: Pick<JobSpec, "kind" | "model">) => Effect.Effect<string, ModelNotFound>
 }
 
 export class Jobs extends Context.Tag("foreman/Jobs")<Jobs, JobsService>() {}
@@ -77,16 +82,16 @@ export const make = Effect.gen(function*() {
   const inventory = yield* Inventory
   const scheduler = yield* Scheduler
   const target = yield* TargetClient
+  const report = yield* Report.make
 
   /** One attempt: wait for a slot, then call the target. On success the slot stays held in `scope`. */
-  const attempt = (spec: JobSpec, ticket: Ticket, grantedAt: Ref.Ref<number | undefined>) =>
+  const attempt = (spec: JobSpec, ticket: Ticket) =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         const exit = yield* restore(
           Effect.gen(function*() {
             yield* Scope.extend(scheduler.acquire(ticket), scope)
-            yield* Clock.currentTimeMillis.pipe(Effect.flatMap((now) => Ref.set(grantedAt, now)))
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
             return yield* target.job(spec.endpoint, spec.body).pipe(
@@ -105,13 +110,17 @@ export const make = Effect.gen(function*() {
   const run = (spec: JobSpec) =>
     Effect.gen(function*() {
       const key = yield* checkModel(spec)
-      const first = yield* scheduler.ticket(key, spec.priority)
-      const attempts = yield* Ref.make(0)
-      const grantedAt = yield* Ref.make<number | undefined>(undefined)
-
+      const ticket = yield* scheduler.ticket(key, spec.priority)
+      const info: JobInfo = { id: ticket.id, endpoint: spec.endpoint, model: spec.model, priority: spec.priority, async: false }
+      let attempts = 0
       let lastUnreachable: TargetUnreachable | undefined
-      const tryOnce = Ref.getAndUpdate(attempts, (n) => n + 1).pipe(
-        Effect.flatMap((n) => attempt(spec, { ...first, attempts: n }, grantedAt)),
+      const finish = (status: Report.FinishStatus, startedAt: number | undefined, error?: string) =>
+        Clock.currentTimeMillis.pipe(
+          Effect.flatMap((at) => report.finished(info, { status, enqueuedAt: ticket.enqueuedAt, startedAt, at, attempts, error }))
+        )
+      yield* report.queued(info, ticket.enqueuedAt)
+
+      const tryOnce = Effect.suspend(() => attempt(spec, { ...ticket, attempts: attempts++ })).pipe(
         Effect.tapError((error) => Effect.sync(() => {
           if (error._tag === "TargetUnreachable") lastUnreachable = error
         }))
@@ -132,14 +141,41 @@ export const make = Effect.gen(function*() {
         }),
         // Retried without limit above, so only the timeout ends them.
         Effect.catchTag("TargetUnreachable", (error) => Effect.die(error)),
-        Effect.tapError((error) => logJob(spec, first, grantedAt, attempts, statusOf(error), error.message)),
-        Effect.onInterrupt(() => logJob(spec, first, grantedAt, attempts, "cancelled", "caller went away while queued"))
+        Effect.tapError((error) => finish(statusOf(error), undefined, error.message)),
+        Effect.onInterrupt(() => finish("cancelled", undefined, "caller went away while queued"))
       )
-      return started(spec, first, upstream, scope, grantedAt, attempts)
+      const startedAt = yield* Clock.currentTimeMillis
+      yield* report.started(info, startedAt, startedAt - ticket.enqueuedAt)
+      const ndjson = upstream.contentType?.includes("ndjson") === true
+      return {
+        status: upstream.status,
+        contentType: upstream.contentType,
+        body: upstream.body.pipe(
+          Stream.catchAll((error) =>
+            Stream.fromEffect(
+              finish("failed", startedAt, error.message).pipe(
+                // Ollama's convention; an SSE stream (OpenAI's) just ends without `[DONE]`.
+                Effect.as(ndjson ? errorLine(error.message) : new Uint8Array(0))
+              )
+            )
+          ),
+          Stream.ensuringWith((exit) =>
+            Scope.close(scope, exit).pipe(
+              Effect.zipRight(
+                Exit.isInterrupted(exit)
+                  ? finish("cancelled", startedAt, "caller went away")
+                  : Exit.isSuccess(exit)
+                  ? finish(upstream.status, startedAt)
+                  : Effect.void
+              )
+            )
+          )
+        )
+      } satisfies Started
     }).pipe(Effect.withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model } }))
 
   /** Rejects a model the target does not have, before anything is queued. */
-  const checkModel = (spec: Pick<JobSpec, "endpoint" | "model">) =>
+  const checkModel = (spec: Pick<JobSpec, "kind" | "model">) =>
     Effect.gen(function*() {
       const source = ModelName.source(spec.model)
       const local = source._tag === "Right" ? source.right : { source: "default" as const, name: spec.model }
@@ -148,83 +184,19 @@ export const make = Effect.gen(function*() {
       if (local.source === "cloud") return key
       const found = yield* inventory.lookup(key)
       if (found === "missing") {
-        const error = missingModelError(spec.endpoint, spec.model)
+        const error = missingModelError(spec.kind, spec.model)
         yield* Effect.logInfo("job rejected").pipe(
-          Effect.annotateLogs({ endpoint: spec.endpoint, model: spec.model, status: 404, error: error.message })
+          Effect.annotateLogs({ kind: spec.kind, model: spec.model, status: 404, error: error.message })
         )
         return yield* error
       }
       return key
     })
 
-  const started = (
-    spec: JobSpec,
-    ticket: Ticket,
-    upstream: Upstream,
-    scope: Scope.CloseableScope,
-    grantedAt: Ref.Ref<number | undefined>,
-    attempts: Ref.Ref<number>
-  ): Started => {
-    const ndjson = upstream.contentType?.includes("ndjson") === true
-    return {
-      status: upstream.status,
-      contentType: upstream.contentType,
-      body: upstream.body.pipe(
-        Stream.catchAll((error) =>
-          Stream.fromEffect(
-            logJob(spec, ticket, grantedAt, attempts, "failed", error.message).pipe(
-              Effect.as(ndjson ? errorLine(error.message) : new Uint8Array(0))
-            )
-          )
-        ),
-        Stream.ensuringWith((exit) =>
-          Scope.close(scope, exit).pipe(
-            Effect.zipRight(
-              Exit.isInterrupted(exit)
-                ? logJob(spec, ticket, grantedAt, attempts, "cancelled", "caller went away")
-                : Exit.isSuccess(exit)
-                ? logJob(spec, ticket, grantedAt, attempts, upstream.status)
-                : Effect.void
-            )
-          )
-        )
-      )
-    }
-  }
-
   return Jobs.of({ run, check: checkModel })
 })
 
 const statusOf = (error: JobError): number =>
   error._tag === "ModelNotFound" ? 404 : error._tag === "TargetError" ? error.status : 503
-
-/** The one log line per finished job. */
-const logJob = (
-  spec: JobSpec,
-  ticket: Ticket,
-  grantedAt: Ref.Ref<number | undefined>,
-  attempts: Ref.Ref<number>,
-  status: number | "failed" | "cancelled",
-  error?: string
-) =>
-  Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    // A job that never got a slot waited all along.
-    const granted = (yield* Ref.get(grantedAt)) ?? now
-    const tries = yield* Ref.get(attempts)
-    const fields = {
-      job: ticket.id,
-      endpoint: spec.endpoint,
-      model: spec.model,
-      priority: spec.priority,
-      status,
-      attempts: tries,
-      waitMs: granted - ticket.enqueuedAt,
-      durationMs: now - granted,
-      ...(error === undefined ? {} : { error })
-    }
-    const ok = typeof status === "number" && status < 400
-    yield* (ok ? Effect.logInfo("job finished") : Effect.logWarning("job finished")).pipe(Effect.annotateLogs(fields))
-  })
 
 export const layer = Layer.effect(Jobs, make)

@@ -40,7 +40,7 @@ const Row = Schema.Struct({
   seq: Schema.Number,
   id: Schema.String,
   status: JobStatus,
-  endpoint: Schema.Literal("/api/generate", "/api/chat", "/api/embed", "/api/embeddings"),
+  endpoint: Schema.String,
   model: Schema.String,
   priority: Schema.Literal(...priorities),
   body: Schema.String,

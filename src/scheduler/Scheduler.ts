@@ -6,8 +6,10 @@
  * job's fiber) releases it by closing its scope, also when interrupted (a caller that
  * disconnects).
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Option, Queue, Ref, type Scope, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Ref, type Scope, Stream } from "effect"
 import { ForemanConfig } from "../Config.ts"
+import * as Metrics from "../Metrics.ts"
+import { Events } from "../plugin/Events.ts"
 import { QueueFull } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import * as ModelName from "../target/ModelName.ts"
@@ -87,6 +89,8 @@ export const make = (policy: Policy) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
     const inventory = yield* Inventory
+    const events = yield* Events
+    const depth = (priority: Priority, by: number) => Metric.incrementBy(Metric.tagged(Metrics.queueDepth, "priority", priority), by)
     const maxWait = Duration.toMillis(config.maxWait)
     const keepAlive = Duration.toMillis(assumedKeepAlive)
     const state = yield* Ref.make<State>({ waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 })
@@ -111,7 +115,7 @@ export const make = (policy: Policy) =>
     const leave = (id: string) =>
       Clock.currentTimeMillis.pipe(
         Effect.flatMap((now) =>
-          Ref.update(state, (s) => {
+          Ref.modify(state, (s): readonly [Effect.Effect<void>, State] => {
             const ticket = s.running.get(id)
             if (ticket !== undefined) {
               const running = new Map(s.running)
@@ -119,12 +123,14 @@ export const make = (policy: Policy) =>
               // The target keeps the model it just ran (until `/api/ps` says otherwise).
               const lastRun = new Map(s.lastRun)
               lastRun.set(ticket.model, now + keepAlive)
-              return { ...s, running, lastRun }
+              return [Metric.incrementBy(Metrics.jobsRunning, -1), { ...s, running, lastRun }]
             }
-            const waiting = s.waiting.filter((entry) => entry.ticket.id !== id)
-            return waiting.length === s.waiting.length ? s : { ...s, waiting }
+            const left = s.waiting.find((entry) => entry.ticket.id === id)
+            if (left === undefined) return [Effect.void, s]
+            return [depth(left.ticket.priority, -1), { ...s, waiting: s.waiting.filter((entry) => entry !== left) }]
           })
         ),
+        Effect.flatten,
         Effect.zipRight(wake)
       )
 
@@ -136,6 +142,7 @@ export const make = (policy: Policy) =>
           return [true, { ...s, waiting: [...s.waiting, { ticket, granted }] }]
         })
         if (!accepted) return yield* new QueueFull({ limit: config.maxQueue })
+        yield* depth(ticket.priority, 1)
         yield* wake
         return granted
       })
@@ -196,10 +203,15 @@ export const make = (policy: Policy) =>
           ]
         })
         if (picked === undefined) return
+        const job = picked.entry.ticket
+        yield* depth(job.priority, -1)
+        yield* Metric.increment(Metrics.jobsRunning)
         if (picked.swap) {
+          yield* Metric.increment(Metrics.modelSwapsTotal)
           yield* Effect.logInfo("model swap").pipe(
-            Effect.annotateLogs({ job: picked.entry.ticket.id, to: picked.entry.ticket.model, resident: picked.from.join(",") })
+            Effect.annotateLogs({ job: job.id, to: job.model, resident: picked.from.join(",") })
           )
+          yield* events.publish({ _tag: "ModelSwapped", jobId: job.id, to: job.model, from: picked.from, at: now })
         }
         yield* Deferred.succeed(picked.entry.granted, undefined)
       }

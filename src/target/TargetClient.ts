@@ -34,11 +34,11 @@ export interface TargetClientService {
   readonly ps: Effect.Effect<PsResponse, TargetUnreachable | TargetError>
   readonly version: Effect.Effect<VersionResponse, TargetUnreachable | TargetError>
   /**
-   * An inference call. Succeeds once the target has sent its response headers (for
+   * An inference call (`/api/chat`, `/v1/chat/completions`, ...). Succeeds once the target has sent its response headers (for
    * Ollama: with the first token, after any model load), with the body still to stream.
    * Interrupting the body stream aborts the upstream request.
    */
-  readonly job: (endpoint: JobEndpoint, body: Uint8Array) => Effect.Effect<Upstream, TargetUnreachable | TargetError>
+  readonly job: (path: string, body: Uint8Array) => Effect.Effect<Upstream, TargetUnreachable | TargetError>
   /** Any other route, passed through as is: non-2xx answers are returned, not failed. */
   readonly raw: (
     method: "GET" | "HEAD" | "POST" | "DELETE",

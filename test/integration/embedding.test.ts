@@ -23,6 +23,7 @@ describe("embedding the Layers", () => {
       const jobs = yield* Jobs
       const started = yield* jobs.run({
         endpoint: "/api/generate",
+        kind: "/api/generate",
         model: "llama3.2",
         body: new TextEncoder().encode(JSON.stringify({ model: "llama3.2", prompt: "embedded", stream: false })),
         priority: "normal"

@@ -1,0 +1,57 @@
+/**
+ * foreman's figures, as Effect `Metric`s updated by the core itself: the metrics plugin
+ * only renders them, and an application embedding foreman reads the same values from
+ * Effect's metric registry (`Metric.snapshot`).
+ */
+import { Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
+
+/** Seconds, from 5 ms to ~20 min: queue waits and job durations both span that range. */
+const seconds = MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 18 })
+
+export const jobsTotal = Metric.counter("foreman_jobs_total", {
+  description: "Jobs finished, by endpoint, model and status (HTTP status, failed, cancelled or expired).",
+  incremental: true
+})
+export const queueDepth = Metric.gauge("foreman_queue_depth", { description: "Jobs waiting for a slot, by priority." })
+export const jobsRunning = Metric.gauge("foreman_jobs_running", { description: "Jobs in flight at the target." })
+export const jobQueueWaitSeconds = Metric.histogram(
+  "foreman_job_queue_wait_seconds",
+  seconds,
+  "Time from a job's arrival to its start at the target."
+)
+export const jobDurationSeconds = Metric.histogram(
+  "foreman_job_duration_seconds",
+  seconds,
+  "Time from a job's start at the target to its end."
+)
+export const modelSwapsTotal = Metric.counter("foreman_model_swaps_total", {
+  description: "Jobs dispatched for a model that was not resident: the model loads foreman caused.",
+  incremental: true
+})
+export const targetUp = Metric.gauge("foreman_target_up", { description: "1 while the target answers, 0 while it does not." })
+export const targetPollsTotal = Metric.counter("foreman_target_polls_total", {
+  description: "Inventory polls of the target, by result (success or failure).",
+  incremental: true
+})
+export const inventoryModels = Metric.gauge("foreman_inventory_models", { description: "Models in the last inventory." })
+
+/** Records a finished job in the counters and histograms. */
+export const recordJob = (job: {
+  readonly endpoint: string
+  readonly model: string
+  readonly status: number | string
+  readonly waitMs: number
+  readonly durationMs: number
+  readonly started: boolean
+}) =>
+  Effect.all([
+    Metric.increment(
+      Metric.taggedWithLabels(jobsTotal, [
+        MetricLabel.make("endpoint", job.endpoint),
+        MetricLabel.make("model", job.model),
+        MetricLabel.make("status", String(job.status))
+      ])
+    ),
+    job.started ? Metric.update(jobQueueWaitSeconds, job.waitMs / 1000) : Effect.void,
+    job.started ? Metric.update(jobDurationSeconds, job.durationMs / 1000) : Effect.void
+  ], { discard: true })

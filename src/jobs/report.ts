@@ -1,0 +1,77 @@
+/**
+ * The one place a job's lifecycle is reported: the log line, the metrics and the events,
+ * for sync and async jobs alike.
+ */
+import { Effect } from "effect"
+import * as Metrics from "../Metrics.ts"
+import { Events, type JobInfo } from "../plugin/Events.ts"
+
+export type FinishStatus = number | "failed" | "cancelled" | "expired"
+
+export interface Reporter {
+  readonly queued: (job: JobInfo, at: number) => Effect.Effect<void>
+  readonly started: (job: JobInfo, at: number, waitMs: number) => Effect.Effect<void>
+  /**
+   * A job ended. `startedAt` is when the target started it (undefined if it never did: the
+   * whole time was spent waiting).
+   */
+  readonly finished: (job: JobInfo, outcome: Outcome) => Effect.Effect<void>
+}
+
+export interface Outcome {
+  readonly status: FinishStatus
+  readonly enqueuedAt: number
+  readonly startedAt: number | undefined
+  readonly at: number
+  readonly attempts: number
+  readonly error?: string | undefined
+}
+
+export const make = Effect.map(Events, (events): Reporter => ({
+  queued: (job, at) => events.publish({ _tag: "JobQueued", job, at }),
+  started: (job, at, waitMs) => events.publish({ _tag: "JobStarted", job, at, waitMs }),
+  finished: (job, outcome) => finished(events, job, outcome)
+}))
+
+const finished = (
+  events: Events["Type"],
+  job: JobInfo,
+  outcome: Outcome
+) =>
+  Effect.gen(function*() {
+    const startedAt = outcome.startedAt ?? outcome.at
+    const waitMs = startedAt - outcome.enqueuedAt
+    const durationMs = outcome.at - startedAt
+    const ok = typeof outcome.status === "number" && outcome.status < 400
+    yield* (ok ? Effect.logInfo("job finished") : Effect.logWarning("job finished")).pipe(
+      Effect.annotateLogs({
+        job: job.id,
+        endpoint: job.endpoint,
+        model: job.model,
+        priority: job.priority,
+        async: job.async,
+        status: outcome.status,
+        attempts: outcome.attempts,
+        waitMs,
+        durationMs,
+        ...(outcome.error === undefined ? {} : { error: outcome.error })
+      })
+    )
+    yield* Metrics.recordJob({
+      endpoint: job.endpoint,
+      model: job.model,
+      status: outcome.status,
+      waitMs,
+      durationMs,
+      started: outcome.startedAt !== undefined
+    })
+    yield* events.publish({
+      _tag: "JobFinished",
+      job,
+      at: outcome.at,
+      status: outcome.status,
+      waitMs,
+      durationMs,
+      ...(outcome.error === undefined ? {} : { error: outcome.error })
+    })
+  })

@@ -1,0 +1,59 @@
+/**
+ * What happens to jobs and to the target, as a stream plugins can follow (the plugin
+ * contract's second half, next to adding routes to the ForemanRouter). Delivery is
+ * best-effort: a subscriber that falls more than `capacity` events behind loses the oldest.
+ * Figures that must be exact live in `Metrics.ts`, not here.
+ */
+import { Context, Effect, Layer, PubSub, type Queue, type Scope, Stream } from "effect"
+
+export interface JobInfo {
+  readonly id: string
+  /** The target path the job calls (`/api/chat`, `/v1/chat/completions`, ...). */
+  readonly endpoint: string
+  /** The model as the caller sent it. */
+  readonly model: string
+  readonly priority: "interactive" | "normal" | "batch"
+  readonly async: boolean
+}
+
+export type ForemanEvent =
+  | { readonly _tag: "JobQueued"; readonly job: JobInfo; readonly at: number }
+  | { readonly _tag: "JobStarted"; readonly job: JobInfo; readonly at: number; readonly waitMs: number }
+  | {
+    readonly _tag: "JobFinished"
+    readonly job: JobInfo
+    readonly at: number
+    /** The target's HTTP status, or what ended the job without one. */
+    readonly status: number | "failed" | "cancelled" | "expired"
+    readonly waitMs: number
+    readonly durationMs: number
+    readonly error?: string
+  }
+  | { readonly _tag: "ModelSwapped"; readonly jobId: string; readonly to: string; readonly from: ReadonlyArray<string>; readonly at: number }
+  | { readonly _tag: "TargetDegraded"; readonly error: string; readonly at: number }
+  | { readonly _tag: "TargetRecovered"; readonly at: number }
+
+/** How many events a slow subscriber may fall behind before it loses the oldest. */
+export const capacity = 4096
+
+export interface EventsService {
+  readonly publish: (event: ForemanEvent) => Effect.Effect<void>
+  /** A subscription for the enclosing scope: every event from now on. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<ForemanEvent>, never, Scope.Scope>
+  /** The same, as a stream. */
+  readonly stream: Stream.Stream<ForemanEvent>
+}
+
+export class Events extends Context.Tag("foreman/Events")<Events, EventsService>() {
+  static readonly layer = Layer.scoped(
+    Events,
+    Effect.gen(function*() {
+      const hub = yield* Effect.acquireRelease(PubSub.sliding<ForemanEvent>(capacity), PubSub.shutdown)
+      return Events.of({
+        publish: (event) => PubSub.publish(hub, event).pipe(Effect.asVoid),
+        subscribe: PubSub.subscribe(hub),
+        stream: Stream.fromPubSub(hub)
+      })
+    })
+  )
+}
