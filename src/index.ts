@@ -1,15 +1,26 @@
 /**
  * foreman-effect as a library: the Layers, services, config and errors, to compose into
- * your own Effect application. See the README's "Embedding" section.
+ * your own Effect application, and everything a plugin may use. See the README's
+ * "Embedding" and "Plugins" sections.
  */
 export * from "./Errors.ts"
-export { ForemanConfig, type ForemanSettings, foremanConfig, settings } from "./Config.ts"
-export { FetchPlatformLive, ForemanLive, HttpLive, NodePlatformLive, ServicesLive } from "./Foreman.ts"
-export { ForemanRouter } from "./http/Router.ts"
+export { ForemanConfig, type ForemanSettings, foremanConfig, parseDuration, settings } from "./Config.ts"
+export { FetchPlatformLive, ForemanLive, HttpLive, NodePlatformLive, ServicesLive, StoreLive } from "./Foreman.ts"
+export * as Metrics from "./Metrics.ts"
+export { readBody } from "./http/body.ts"
 export * as HttpErrors from "./http/errors.ts"
-export { Inventory, type InventoryState, isDegraded } from "./inventory/Inventory.ts"
+export { accepted, jobsPath, prefersAsync } from "./http/jobsRoutes.ts"
+export { decodeJobRequest, missingModelError } from "./http/ollamaRequest.ts"
+export { priorityHeader, priorityOf } from "./http/ollamaRoutes.ts"
+export { ForemanRouter } from "./http/Router.ts"
+export { hasModel, Inventory, type InventoryState, isDegraded } from "./inventory/Inventory.ts"
+export { AsyncJobs, type JobView, type Submission } from "./jobs/AsyncJobs.ts"
 export { Jobs, type JobSpec, type Started } from "./jobs/Jobs.ts"
-export { type Policy, type PolicyInput, type Priority, type Waiting } from "./scheduler/policy.ts"
+export { JobStore, type JobRecord, type JobStatus } from "./jobs/JobStore.ts"
+export { Events, type ForemanEvent, type JobInfo } from "./plugin/Events.ts"
+export * as Plugin from "./plugin/Plugin.ts"
+export { type Policy, type PolicyInput, type Priority, priorities, type Waiting } from "./scheduler/policy.ts"
 export { Scheduler } from "./scheduler/Scheduler.ts"
 export * as ModelName from "./target/ModelName.ts"
+export type { PsModel, TagModel } from "./target/schema.ts"
 export { type JobEndpoint, TargetClient, type Upstream } from "./target/TargetClient.ts"
