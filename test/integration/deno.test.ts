@@ -3,52 +3,26 @@
  * `deno` npm package), answering /foreman/health and streaming one chat to the real
  * `ollama` client.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { once } from "node:events"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-
-const deno = new URL("../../node_modules/.bin/deno", import.meta.url).pathname
-const root = new URL("../..", import.meta.url).pathname
-
-/** Starts `deno run` and resolves with the URL from its "foreman listening" log line. */
-const startUnderDeno = (args: ReadonlyArray<string>) =>
-  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(deno, ["run", "-A", "src/bin.ts", ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    let output = ""
-    child.stderr!.on("data", (chunk) => (output += chunk))
-    child.once("exit", (code) => reject(new Error(`deno exited with ${code} before listening:\n${output}`)))
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      output += line + "\n"
-      try {
-        const entry = JSON.parse(line)
-        if (entry.message === "foreman listening") resolve({ url: entry.annotations.url, child })
-      } catch {
-        // not a log line of ours
-      }
-    })
-  })
+import { type ForemanProcess, startProcess, stopProcess } from "../support/process.ts"
 
 describe("under Deno", () => {
   let target: FakeTarget
-  let foreman: { url: string; child: ChildProcess }
+  let foreman: ForemanProcess
   let dir: string | undefined
 
   beforeAll(async () => {
     target = await startFakeTarget({ models: ["llama3.2"] })
     dir = mkdtempSync(join(tmpdir(), "foreman-deno-"))
-    foreman = await startUnderDeno(["--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", join(dir, "jobs.db")])
+    foreman = await startProcess("deno", ["--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", join(dir, "jobs.db")])
   }, 120_000)
   afterAll(async () => {
-    if (foreman?.child.exitCode === null) {
-      foreman.child.kill("SIGTERM")
-      await once(foreman.child, "exit")
-    }
+    if (foreman !== undefined) await stopProcess(foreman.child, "SIGTERM")
     await target?.close()
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
   })

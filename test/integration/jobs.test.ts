@@ -3,6 +3,7 @@
  */
 import { Duration } from "effect"
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest"
+import { timeless } from "../support/compare.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
 
@@ -19,16 +20,6 @@ interface Job {
   createdAt: string
   startedAt: string | null
   finishedAt: string | null
-}
-
-const timeless = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(timeless)
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).filter(([k]) => k !== "created_at" && !k.endsWith("_duration")).map(([k, v]) => [k, timeless(v)])
-    )
-  }
-  return value
 }
 
 describe("async jobs", () => {

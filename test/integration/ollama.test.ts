@@ -6,21 +6,9 @@
 import { Duration } from "effect"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { timeless } from "../support/compare.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
-
-/** Fields that legitimately differ between two calls (clock readings). */
-const timeless = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(timeless)
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => key !== "created_at" && !key.endsWith("_duration"))
-        .map(([key, inner]) => [key, timeless(inner)])
-    )
-  }
-  return value
-}
 
 const collect = async <T>(stream: AsyncIterable<T>): Promise<Array<T>> => {
   const parts: Array<T> = []

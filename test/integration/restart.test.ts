@@ -2,42 +2,13 @@
  * Restart safety: jobs accepted by one foreman process survive its SIGKILL and are run,
  * exactly once, by the next process on the same `--db`.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { once } from "node:events"
+import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-
-const node = new URL("../../node_modules/.bin/node", import.meta.url).pathname
-const root = new URL("../..", import.meta.url).pathname
-
-/** Starts `foreman-effect` as its own process; resolves with its URL once it listens. */
-const startProcess = (args: ReadonlyArray<string>) =>
-  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(node, ["src/bin.ts", ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
-    let output = ""
-    child.stderr!.on("data", (chunk) => (output += chunk))
-    child.once("exit", (code, signal) => reject(new Error(`foreman exited (${code ?? signal}) before listening:\n${output}`)))
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      output += line + "\n"
-      try {
-        const entry = JSON.parse(line)
-        if (entry.message === "foreman listening") resolve({ url: entry.annotations.url, child })
-      } catch {
-        // not one of our log lines
-      }
-    })
-  })
-
-const kill = async (child: ChildProcess, signal: NodeJS.Signals) => {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, "exit")
-  child.kill(signal)
-  await exited
-}
+import { startProcess, stopProcess } from "../support/process.ts"
 
 describe("restart safety", () => {
   let target: FakeTarget
@@ -49,7 +20,7 @@ describe("restart safety", () => {
     dir = mkdtempSync(join(tmpdir(), "foreman-restart-"))
   })
   afterAll(async () => {
-    for (const child of children) await kill(child, "SIGKILL")
+    for (const child of children) await stopProcess(child, "SIGKILL")
     await target?.close()
     rmSync(dir, { recursive: true, force: true })
   })
@@ -59,7 +30,7 @@ describe("restart safety", () => {
     const args = ["--target", target.url, "--port", "0", "--db", db, "--plugins", "none", "--log-format", "json", "--poll-interval", "200ms"]
     await target.sleep()
 
-    const first = await startProcess(args)
+    const first = await startProcess("node", args)
     children.push(first.child)
     const requests = [
       { endpoint: "/api/generate", body: { model: "llama3.2", prompt: "first job" } },
@@ -78,9 +49,9 @@ describe("restart safety", () => {
       const job = await (await fetch(`${first.url}/foreman/v1/jobs/${id}`)).json()
       expect(job.status).toBe("queued")
     }
-    await kill(first.child, "SIGKILL")
+    await stopProcess(first.child, "SIGKILL")
 
-    const second = await startProcess(args)
+    const second = await startProcess("node", args)
     children.push(second.child)
     const listed = await (await fetch(`${second.url}/foreman/v1/jobs?status=queued`)).json()
     expect(listed.jobs.map((j: { id: string }) => j.id).sort()).toEqual([...ids].sort())
@@ -109,8 +80,8 @@ describe("restart safety", () => {
     expect(results[0].model).toBe(direct.model)
 
     // A third process finds nothing left to run.
-    await kill(second.child, "SIGKILL")
-    const third = await startProcess(args)
+    await stopProcess(second.child, "SIGKILL")
+    const third = await startProcess("node", args)
     children.push(third.child)
     await vi.waitFor(async () => expect((await (await fetch(`${third.url}/foreman/health`)).json()).status).toBe("ok"))
     const health = await (await fetch(`${third.url}/foreman/health`)).json()

@@ -6,6 +6,7 @@ import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import { ForemanConfig, type ForemanSettings } from "../../src/Config.ts"
 import { ForemanLive, NodePlatformLive } from "../../src/Foreman.ts"
+import type { PluginServices } from "../../src/plugin/Plugin.ts"
 
 export interface RunningForeman {
   readonly url: string
@@ -16,7 +17,7 @@ export interface RunningForeman {
 
 export const startForeman = async (
   settings: Partial<ForemanSettings> & { readonly target: string },
-  options: { readonly plugins?: Layer.Layer<never, unknown, never> } = {}
+  options: { readonly plugins?: Layer.Layer<never, unknown, PluginServices> } = {}
 ): Promise<RunningForeman> => {
   const config = ForemanConfig.make({
     host: "127.0.0.1",
