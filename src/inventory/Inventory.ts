@@ -44,9 +44,19 @@ export const initialState: InventoryState = {
 export const isDegraded = (state: InventoryState): boolean =>
   state.consecutiveFailures > 0 || Option.isNone(state.lastSuccessAt)
 
+/** The normalised keys of a model list, computed once per list (every job checks them). */
+const keyCache = new WeakMap<ReadonlyArray<TagModel>, ReadonlySet<string>>()
+const keysOf = (models: ReadonlyArray<TagModel>): ReadonlySet<string> => {
+  let keys = keyCache.get(models)
+  if (keys === undefined) {
+    keys = new Set(models.flatMap((entry) => Option.toArray(ModelName.keyOf(entry.model ?? entry.name))))
+    keyCache.set(models, keys)
+  }
+  return keys
+}
+
 /** Whether the cache knows a model, by Ollama's name normalisation. */
-export const hasModel = (state: InventoryState, key: string): boolean =>
-  state.models.some((entry) => Option.contains(ModelName.keyOf(entry.model ?? entry.name), key))
+export const hasModel = (state: InventoryState, key: string): boolean => keysOf(state.models).has(key)
 
 /** The outcome of checking a model before a job is queued. */
 export type Lookup = "found" | "missing" | "unknown"
