@@ -1,0 +1,17 @@
+/**
+ * The OpenAI plugin: foreman's `/v1` surface for OpenAI clients.
+ *
+ *   GET  /v1/models              the target's models, from the inventory cache
+ *   GET  /v1/models/{model}      one of them
+ *   POST /v1/chat/completions    a job, passed to the target's own /v1 route
+ *   POST /v1/completions         a job
+ *   POST /v1/embeddings          a job
+ *
+ * Jobs get what the Ollama routes get: the model checked before queueing (404 at once for a
+ * missing one), `X-Foreman-Priority`, the queue, waiting through the target's naps, and
+ * `Prefer: respond-async`. Errors answer in OpenAI's envelope.
+ */
+import { Plugin } from "../../src/index.ts"
+import * as Routes from "./routes.ts"
+
+export const OpenAiPlugin = Plugin.make("openai", Routes.layer)
