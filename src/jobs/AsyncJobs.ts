@@ -137,7 +137,12 @@ export const make = Effect.gen(function*() {
         yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
         const upstream = yield* target.job(job.endpoint, encoder.encode(job.body)).pipe(
           // Reported while the slot is still held (see Jobs).
-          Effect.tapError((error) => (error._tag === "TargetUnreachable" ? inventory.reportUnreachable(error) : Effect.void)),
+          Effect.tapError((error) =>
+            error._tag === "TargetUnreachable"
+              ? inventory.reportUnreachable(error)
+              // The target answered, with an error: that was an attempt.
+              : store.countAttempt(job.id).pipe(Effect.map((n) => (progress.attempts = n)))
+          ),
           Effect.mapError((error: TargetUnreachable | TargetError): AttemptFailure =>
             error._tag === "TargetUnreachable"
               ? { _tag: "Unreachable", error }

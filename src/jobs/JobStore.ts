@@ -27,7 +27,7 @@ export interface JobRecord {
   readonly createdAt: number
   readonly startedAt: number | null
   readonly finishedAt: number | null
-  /** How many times the target started the job (answered with a first byte). */
+  /** How many times the target answered the job (a first byte, or an error status). */
   readonly attempts: number
   /** The target's final JSON body, as text. */
   readonly result: string | null

@@ -63,10 +63,10 @@ const describe = (cause: unknown): string => {
   return String(cause)
 }
 
-/** The error text of a non-2xx answer: Ollama's `error` field, or the raw body (gin's plain-text 404/405). */
+/** The error text of a non-2xx answer: the body's `error` (either dialect), or the raw body (gin's plain-text 404/405). */
 const errorText = (text: string): string => {
   try {
-    return Schema.decodeUnknownSync(ErrorBody)(JSON.parse(text)).error
+    return Schema.decodeUnknownSync(ErrorBody)(JSON.parse(text))
   } catch {
     return text.trim()
   }

@@ -36,5 +36,14 @@ export type PsResponse = typeof PsResponse.Type
 export const VersionResponse = Schema.Struct({ version: Schema.String }, Loose)
 export type VersionResponse = typeof VersionResponse.Type
 
-/** Ollama's error body. */
-export const ErrorBody = Schema.Struct({ error: Schema.String })
+/**
+ * An error body: Ollama's `{"error": "..."}`, or the OpenAI envelope its `/v1` routes send,
+ * `{"error": {"message": "...", ...}}`; either way, the text.
+ */
+export const ErrorBody = Schema.Struct({
+  error: Schema.Union(Schema.String, Schema.Struct({ message: Schema.String }))
+}).pipe(Schema.transform(Schema.String, {
+  strict: false,
+  decode: ({ error }) => (typeof error === "string" ? error : error.message),
+  encode: (error) => ({ error })
+}))
