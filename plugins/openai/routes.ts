@@ -6,7 +6,7 @@
  * chunk. Every expected failure answers in OpenAI's error envelope.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Either, Option, Schema } from "effect"
+import { Effect } from "effect"
 import {
   accepted,
   AsyncJobs,
@@ -19,34 +19,14 @@ import {
   prefersAsync,
   priorityHeader,
   priorityOf,
-  readBody,
-  TargetError
+  readBody
 } from "../../src/index.ts"
 import * as Models from "./models.ts"
 import * as Request from "./request.ts"
 
-/** OpenAI's error envelope, as the target's `/v1` routes send it. */
-const Envelope = Schema.parseJson(Schema.Struct({ error: Schema.Struct({ message: Schema.String }) }))
-
-/**
- * A target error's text: the target's `/v1` routes answer in OpenAI's envelope, which the
- * core's client (reading Ollama's `{"error": "..."}`) keeps as raw text; unwrap it so the
- * envelope is not nested in another.
- */
-const unwrap = (error: ForemanError): ForemanError =>
-  error._tag === "TargetError"
-    ? Option.match(Schema.decodeUnknownOption(Envelope)(error.message), {
-      onNone: () => error,
-      onSome: (envelope) => new TargetError({ status: error.status, message: envelope.error.message })
-    })
-    : error
-
 /** Answers a handler's expected failures in OpenAI's envelope (defects stay the server's 500). */
 const inOpenAiDialect = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, ForemanError, R>) =>
-  handler.pipe(Effect.catchAll((error) => Effect.succeed(HttpErrors.openAi(unwrap(error)))))
-
-const fromEither = <A, E>(either: Either.Either<A, E>): Effect.Effect<A, E> =>
-  Either.match(either, { onLeft: Effect.fail, onRight: Effect.succeed })
+  handler.pipe(Effect.catchAll((error) => Effect.succeed(HttpErrors.openAi(error))))
 
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {
@@ -60,7 +40,7 @@ export const layer = ForemanRouter.use((router) =>
         const request = yield* HttpServerRequest.HttpServerRequest
         const priority = yield* priorityOf(request, "interactive")
         const bytes = yield* readBody(config.maxBodySize)
-        const decoded = yield* fromEither(Request.decode(route, bytes))
+        const decoded = yield* Request.decode(route, bytes)
         const { kind } = Request.routes[route]
         if (prefersAsync(request)) {
           // As on the Ollama routes: 202 now, the final body at the job's Location.
@@ -90,7 +70,7 @@ export const layer = ForemanRouter.use((router) =>
       Effect.gen(function*() {
         const params = yield* HttpRouter.params
         const state = yield* inventory.get
-        const found = yield* fromEither(Models.retrieve(state.models, params["model"] ?? ""))
+        const found = yield* Models.retrieve(state.models, params["model"] ?? "")
         return HttpServerResponse.unsafeJson(found)
       }).pipe(inOpenAiDialect)
     )

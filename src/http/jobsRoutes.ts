@@ -3,7 +3,7 @@
  * dialect (`{"error": ...}`) like the rest of foreman's own routes.
  */
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Duration, Effect, Either, Option, Schema } from "effect"
+import { Duration, Effect, Option, Schema } from "effect"
 import { ForemanConfig, parseDuration } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
 import { AsyncJobs, type JobView } from "../jobs/AsyncJobs.ts"
@@ -64,10 +64,7 @@ export const layer = ForemanRouter.use((router) =>
         )
         // The inner body gets exactly the checks a sync request gets.
         const endpoint: JobEndpoint = submission.endpoint
-        const decoded = yield* Either.match(decodeJobRequest(endpoint, encoder.encode(JSON.stringify(submission.body))), {
-          onLeft: Effect.fail,
-          onRight: Effect.succeed
-        })
+        const decoded = yield* decodeJobRequest(endpoint, encoder.encode(JSON.stringify(submission.body)))
         const priority: Priority = submission.priority ?? (yield* priorityOf(request, "batch"))
         const job = yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority })
         return accepted(job)

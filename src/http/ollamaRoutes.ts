@@ -5,7 +5,7 @@
  * through, and model management is followed by an inventory refresh.
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Either, Option, Ref, Stream } from "effect"
+import { Effect, Option, Ref, Stream } from "effect"
 import { ForemanConfig } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
@@ -56,10 +56,7 @@ export const layer = ForemanRouter.use((router) =>
         const request = yield* HttpServerRequest.HttpServerRequest
         const priority = yield* priorityOf(request, "interactive")
         const body = yield* readBody(config.maxBodySize)
-        const decoded = yield* Either.match(decodeJobRequest(endpoint, body), {
-          onLeft: Effect.fail,
-          onRight: Effect.succeed
-        })
+        const decoded = yield* decodeJobRequest(endpoint, body)
         if (prefersAsync(request)) {
           // The same request, turned into an async job: 202 now, the result at its Location.
           const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
