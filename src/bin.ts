@@ -4,28 +4,27 @@
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { run } from "./cli.ts"
+import { run, StartupError } from "./cli.ts"
 import { ForemanConfig, type ForemanSettings } from "./Config.ts"
 import { FetchPlatformLive, ForemanLive, NodePlatformLive } from "./Foreman.ts"
+import type { Plugin } from "./plugin/Plugin.ts"
+import { MetricsPlugin } from "../plugins/metrics/index.ts"
+import { OpenAiPlugin } from "../plugins/openai/index.ts"
 
-/** Plugins this build knows; the OpenAI surface and metrics arrive with their own issue. */
-const plugins: Record<string, Layer.Layer<never> | undefined> = {
-  openai: undefined,
-  metrics: undefined
-}
+/** The plugins `--plugins` can name. The command line is the one place that knows them. */
+const plugins: Record<string, Plugin> = Object.fromEntries([OpenAiPlugin, MetricsPlugin].map((p) => [p.name, p]))
 
 const launch = (settings: ForemanSettings) =>
   Effect.gen(function*() {
     const unknown = settings.plugins.filter((name) => !(name in plugins))
     if (unknown.length > 0) {
-      return yield* Effect.fail(
-        new Error(`Invalid --plugins (FOREMAN_PLUGINS): unknown plugin ${unknown.map((n) => `"${n}"`).join(", ")}; known: ${Object.keys(plugins).join(", ")}, or none`)
-      )
+      return yield* new StartupError({
+        message: `Invalid --plugins (FOREMAN_PLUGINS): unknown plugin ${unknown.map((n) => `"${n}"`).join(", ")}; known: ${
+          Object.keys(plugins).join(", ")
+        }, or none`
+      })
     }
-    for (const name of settings.plugins) {
-      if (plugins[name] === undefined) yield* Effect.logWarning(`plugin "${name}" is not part of this build yet; ignored`)
-    }
-    const selected = settings.plugins.flatMap((name) => plugins[name] ?? [])
+    const selected = settings.plugins.map((name) => plugins[name]!.layer)
     // Deno has no undici: there the platform's fetch talks to the target.
     const platform = "Deno" in globalThis ? FetchPlatformLive : NodePlatformLive
     return yield* Layer.launch(

@@ -166,9 +166,12 @@ export const run = <E, R>(
 
         const settingsRead = yield* loadSettings(flags).pipe(Effect.catchAll((e) => refuse(e.message)))
         yield* launch(settingsRead).pipe(
-          Effect.tapErrorCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`${name} stopped`, cause)
-          ),
+          Effect.tapErrorCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.void
+            // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
+            const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
+            return Option.isSome(refused) ? console.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
+          }),
           withLogging(settingsRead)
         )
       }).pipe(Effect.withConsole(console))

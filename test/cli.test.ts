@@ -225,6 +225,15 @@ describe("src/bin.ts as a process", () => {
     expect(result.stderr).toBe("Invalid --port (FOREMAN_PORT): expected an integer from 0 to 65535, got \"abc\"\n")
   })
 
+  it("an unknown plugin stops start-up with exactly one line on stderr", () => {
+    const result = bin("--plugins", "openai,bogus", "--port", "0", "--db", ":memory:")
+    expect(result.status).toBe(1)
+    expect(result.stdout).toBe("")
+    expect(result.stderr).toBe(
+      "Invalid --plugins (FOREMAN_PLUGINS): unknown plugin \"bogus\"; known: openai, metrics, or none\n"
+    )
+  })
+
   it("an unknown flag exits non-zero with exactly one line on stderr", () => {
     const result = bin("--bogus")
     expect(result.status).toBe(1)

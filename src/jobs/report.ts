@@ -2,9 +2,24 @@
  * The one place a job's lifecycle is reported: the log line, the metrics and the events,
  * for sync and async jobs alike.
  */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import * as Metrics from "../Metrics.ts"
 import { Events, type JobInfo } from "../plugin/Events.ts"
+import * as ModelName from "../target/ModelName.ts"
+
+/**
+ * A model as a metric label: Ollama's display form of its normalised name, so `LLAMA3.2`,
+ * `llama3.2` and `llama3.2:latest` count as one series.
+ */
+export const modelLabel = (model: string): string => {
+  const source = ModelName.source(model)
+  // Cloud names are the target's (ollama.com's) business: kept as sent.
+  if (source._tag === "Left" || source.right.source === "cloud") return model
+  return Option.match(ModelName.keyOf(source.right.name).pipe(Option.flatMap(ModelName.parse)), {
+    onNone: () => model,
+    onSome: ModelName.display
+  })
+}
 
 export type FinishStatus = number | "failed" | "cancelled" | "expired"
 
@@ -59,7 +74,7 @@ const finished = (
     )
     yield* Metrics.recordJob({
       endpoint: job.endpoint,
-      model: job.model,
+      model: modelLabel(job.model),
       status: outcome.status,
       waitMs,
       durationMs,
