@@ -113,14 +113,14 @@ const helpNoise = /\n\n {2}(?:A user-defined piece of text|This setting is optio
  * The console while @effect/cli parses: help and version come out as plain text, and its
  * multi-line error rendering is dropped (the error is reported as one line by `run`).
  */
-const parsingConsole = (console: Console.Console): Console.Console => {
+const parsingConsole = (terminal: Console.Console): Console.Console => {
   const plain = (args: ReadonlyArray<unknown>) =>
     args.map((arg) => (typeof arg === "string" ? stripAnsi(arg).replace(helpNoise, "").trimEnd() : arg))
   return {
-    ...console,
-    log: (...args) => console.log(...plain(args)),
+    ...terminal,
+    log: (...args) => terminal.log(...plain(args)),
     error: () => Effect.void,
-    unsafe: { ...console.unsafe, log: (...args) => console.unsafe.log(...plain(args)), error: () => {} }
+    unsafe: { ...terminal.unsafe, log: (...args) => terminal.unsafe.log(...plain(args)), error: () => {} }
   }
 }
 
@@ -150,9 +150,9 @@ export const run = <E, R>(
   argv: ReadonlyArray<string>,
   launch: (settings: ForemanSettings) => Effect.Effect<void, E, R>
 ): Effect.Effect<void, E | StartupError, R | CliApp.CliApp.Environment> =>
-  Effect.consoleWith((console) => {
+  Effect.consoleWith((terminal) => {
     const refuse = (message: string) =>
-      console.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
+      terminal.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
     const logLevelArg = scanLogLevel(argv)
 
     const command = Command.make(name, flagOptions, (parsed) =>
@@ -170,11 +170,11 @@ export const run = <E, R>(
             if (Cause.isInterruptedOnly(cause)) return Effect.void
             // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
             const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
-            return Option.isSome(refused) ? console.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
+            return Option.isSome(refused) ? terminal.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
           }),
           withLogging(settingsRead)
         )
-      }).pipe(Effect.withConsole(console))
+      }).pipe(Effect.withConsole(terminal))
     )
 
     const cli = Command.run(command, {
@@ -185,7 +185,7 @@ export const run = <E, R>(
     })
 
     return cli(argv).pipe(
-      Effect.withConsole(parsingConsole(console)),
+      Effect.withConsole(parsingConsole(terminal)),
       Effect.provide(CliConfig.layer({ showBuiltIns: false })),
       Effect.catchIf(ValidationError.isValidationError, (error) => refuse(describeUsageError(error)))
     )
