@@ -1,12 +1,14 @@
 /**
- * The queue in front of the target. Jobs wait here for one of `concurrency` slots; a
- * single dispatcher fiber grants slots in the order the policy decides (ADR-0009), and only
- * while the target is not known to be asleep (ADR-0002). The caller keeps running its own
+ * The queue in front of the target. Jobs wait here for one of `concurrency` slots, granted
+ * in the order the policy decides (ADR-0009) and only while the target is not known to be
+ * asleep (ADR-0002). Dispatch runs in whichever fiber changed what it depends on (a job
+ * arriving, a slot freed, the target's state): each grant is one atomic step on the
+ * state, so no dispatcher fiber, and no hand-over, stands between a job and a free slot. The caller keeps running its own
  * job: a slot is a scoped lease, so whoever holds it (a sync request's fiber, an async
  * job's fiber) releases it by closing its scope, also when interrupted (a caller that
  * disconnects).
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Option, Queue, Ref, type Scope, Stream } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Option, Ref, type Scope, Stream } from "effect"
 import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../Metrics.ts"
 import { Events } from "../plugin/Events.ts"
@@ -94,8 +96,6 @@ export const make = (policy: Policy) =>
     const maxWait = Duration.toMillis(config.maxWait)
     const keepAlive = Duration.toMillis(assumedKeepAlive)
     const state = yield* Ref.make<State>({ waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 })
-    const kick = yield* Queue.sliding<void>(1)
-    const wake = Queue.offer(kick, undefined)
     let seq = 0
     /**
      * Since when the target has been serving. Waiting while it slept is not starvation:
@@ -131,7 +131,7 @@ export const make = (policy: Policy) =>
           })
         ),
         Effect.flatten,
-        Effect.zipRight(wake)
+        Effect.zipRight(Effect.suspend(() => dispatch))
       )
 
     const enqueue = (ticket: Ticket) =>
@@ -143,7 +143,7 @@ export const make = (policy: Policy) =>
         })
         if (!accepted) return yield* new QueueFull({ limit: config.maxQueue })
         yield* depth(ticket.priority, 1)
-        yield* wake
+        yield* dispatch
         return granted
       })
 
@@ -217,7 +217,6 @@ export const make = (policy: Policy) =>
       }
     })
 
-    yield* Queue.take(kick).pipe(Effect.zipRight(dispatch), Effect.forever, Effect.forkScoped)
     // The target's state changing (asleep -> awake, new residency) may unblock dispatch.
     let wasReachable = (yield* inventory.get).reachable
     yield* inventory.changes.pipe(
@@ -225,7 +224,7 @@ export const make = (policy: Policy) =>
         Effect.gen(function*() {
           if (target.reachable && !wasReachable) servingSince = yield* Clock.currentTimeMillis
           wasReachable = target.reachable
-          yield* wake
+          yield* dispatch
         })
       ),
       Effect.forkScoped
