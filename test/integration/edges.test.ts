@@ -76,6 +76,21 @@ describe("bad input gets Ollama's status and an {\"error\"} body, and foreman st
     })
   }
 
+  it("a chunked body (no Content-Length) over --max-body-size is refused as it passes the limit", async () => {
+    const chunk = new TextEncoder().encode(" ".repeat(512))
+    let sent = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 0) controller.enqueue(new TextEncoder().encode(`{"model":"llama3.2","prompt":"`))
+        if (sent++ < 8) controller.enqueue(chunk)
+        else controller.close()
+      }
+    })
+    const response = await fetch(`${foreman.url}/api/generate`, { method: "POST", body, duplex: "half" } as RequestInit)
+    expect(response.status).toBe(413)
+    expect(await response.json()).toEqual({ error: "request body too large (limit 1024 bytes)" })
+  })
+
   it("CORS: local browser origins are allowed as Ollama allows them, others are not", async () => {
     const preflight = (origin: string) =>
       fetch(`${foreman.url}/api/chat`, {
