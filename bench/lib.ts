@@ -103,6 +103,26 @@ export const seconds = (ms: number): string => Number.isFinite(ms) ? `${(ms / 10
 
 export const ratio = (x: number, y: number): number => y === 0 ? Number.NaN : x / y
 
-export const times = (r: number): string => Number.isFinite(r) ? `${r.toFixed(2)}×` : "–"
+/** Two decimals; three below 0.1, where two would round a real figure to 0.00 or 0.01. */
+export const times = (r: number): string => Number.isFinite(r) ? `${r.toFixed(r < 0.1 ? 3 : 2)}×` : "–"
 
 export const verdict = (check: Check): string => `${check.pass ? "PASS" : "FAIL"}  ${check.target}: ${check.measured}`
+
+// ---------------------------------------------------------------------------------------------
+// Shared by the overhead benchmarks (latency, streaming, throughput, policy, memory)
+
+export const median = (xs: ReadonlyArray<number>): number => percentile(xs, 50)
+
+/** Milliseconds with µs resolution: overheads are fractions of a millisecond. */
+export const millis = (ms: number): string => Number.isFinite(ms) ? `${ms.toFixed(3)} ms` : "–"
+
+export const micros = (us: number): string => Number.isFinite(us) ? `${us.toFixed(2)} µs` : "–"
+
+/** Decimal megabytes (10^6 bytes), the unit of the issue's memory targets. */
+export const megabytes = (bytes: number): string => Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : "–"
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
+
+/** The targets as a markdown list, the way every result file ends. */
+export const checkList = (checks: ReadonlyArray<Check>): string =>
+  checks.map((c) => `- **${c.pass ? "PASS" : "FAIL"}** ${c.target}: ${c.measured}`).join("\n")

@@ -1,0 +1,195 @@
+/**
+ * Added latency (issue 6, item 1): non-streaming `/api/generate` against the zero-delay fake,
+ * one request at a time, straight to the fake and through foreman, in alternating rounds.
+ * The figure is foreman minus direct per round, then the median over rounds, so drift of
+ * the (shared, noisy) machine during the run cancels out.
+ *
+ * Every process is separate, as deployed: the fake (serve.ts), foreman (src/bin.ts, default
+ * settings: concurrency 1, log level info) and this client. So "direct" already pays one
+ * loopback hop each way and foreman's figure is what it adds on top: its second hop, its
+ * HTTP parsing and the job machinery. `/api/tags` and `/api/show` are measured the same way
+ * to take that apart (see PATHS).
+ */
+import { Pool } from "undici"
+import { GENERATE_BODY } from "./bare.ts"
+import { type Benchmark, type Check, checkList, median, millis, percentile, table } from "./lib.ts"
+import { cpuMillis, startForeman, startServer, untilHealthy } from "./processes.ts"
+
+const ROUNDS = 12
+const PER_ROUND = 250
+/** Per path before the first round: connections open, both processes' JIT settles. */
+const WARMUP = 1000
+
+const TARGET_P50_MS = 1
+const TARGET_P99_MS = 3
+
+/**
+ * The job, and two requests that take it apart: `/api/tags` is foreman's HTTP layer alone
+ * (answered from its cache), `/api/show` adds the upstream call and the copy of the reply
+ * (passed through, no job), the job adds validation, queue, scheduling and bookkeeping.
+ */
+const PATHS = ["generate", "show", "tags"] as const
+type PathName = (typeof PATHS)[number]
+
+const requests: Record<PathName, { readonly method: "GET" | "POST"; readonly path: string; readonly body?: string }> = {
+  generate: { method: "POST", path: "/api/generate", body: GENERATE_BODY },
+  show: { method: "POST", path: "/api/show", body: JSON.stringify({ model: "llama3.2" }) },
+  tags: { method: "GET", path: "/api/tags" }
+}
+
+/** One request, answered in full: milliseconds from send to the last byte. */
+const once = async (pool: Pool, name: PathName): Promise<number> => {
+  const { body, method, path } = requests[name]
+  const start = performance.now()
+  const response = await pool.request({
+    method,
+    path,
+    ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } })
+  })
+  await response.body.dump()
+  const elapsed = performance.now() - start
+  if (response.statusCode !== 200) throw new Error(`${path}: HTTP ${response.statusCode}`)
+  return elapsed
+}
+
+const block = async (pool: Pool, name: PathName, n: number): Promise<Array<number>> => {
+  const out: Array<number> = []
+  for (let i = 0; i < n; i++) out.push(await once(pool, name))
+  return out
+}
+
+interface Round {
+  readonly direct: { readonly p50: number; readonly p99: number }
+  readonly foreman: { readonly p50: number; readonly p99: number }
+}
+
+interface Series {
+  readonly rounds: ReadonlyArray<Round>
+  readonly direct: { readonly p50: number; readonly p99: number }
+  readonly foreman: { readonly p50: number; readonly p99: number }
+  /** Median over rounds of (foreman − direct). */
+  readonly addedP50: number
+  readonly addedP99: number
+}
+
+const summary = (xs: ReadonlyArray<number>) => ({ p50: percentile(xs, 50), p99: percentile(xs, 99) })
+
+const series = (rounds: ReadonlyArray<Round>): Series => ({
+  rounds,
+  direct: { p50: median(rounds.map((r) => r.direct.p50)), p99: median(rounds.map((r) => r.direct.p99)) },
+  foreman: { p50: median(rounds.map((r) => r.foreman.p50)), p99: median(rounds.map((r) => r.foreman.p99)) },
+  addedP50: median(rounds.map((r) => r.foreman.p50 - r.direct.p50)),
+  addedP99: median(rounds.map((r) => r.foreman.p99 - r.direct.p99))
+})
+
+export const latency: Benchmark = {
+  name: "latency",
+  title: "Added latency: non-streaming /api/generate, one request at a time",
+  run: async () => {
+    const fake = await startServer("fake")
+    const foreman = await startForeman(fake.url, ["--db", ":memory:"])
+    // One keep-alive connection per server: one request at a time, no connect in the figures.
+    const direct = new Pool(fake.url, { connections: 1 })
+    const proxied = new Pool(foreman.url, { connections: 1 })
+    try {
+      await untilHealthy(foreman.url)
+      for (const name of PATHS) {
+        await block(direct, name, WARMUP)
+        await block(proxied, name, WARMUP)
+      }
+      const rounds: Record<PathName, Array<Round>> = { generate: [], show: [], tags: [] }
+      // CPU foreman burns per request (its own process, from /proc): where the added time goes.
+      const cpu: Record<PathName, number> = { generate: 0, show: 0, tags: 0 }
+      const timed = async (pool: Pool, name: PathName) => {
+        if (pool === direct) return block(pool, name, PER_ROUND)
+        const before = cpuMillis(foreman.pid)
+        const samples = await block(pool, name, PER_ROUND)
+        cpu[name] += cpuMillis(foreman.pid) - before
+        return samples
+      }
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const name of PATHS) {
+          // Alternate which side goes first, so neither always follows the other's garbage.
+          const first = r % 2 === 0 ? direct : proxied
+          const a = await timed(first, name)
+          const b = await timed(first === direct ? proxied : direct, name)
+          const [d, f] = first === direct ? [a, b] : [b, a]
+          rounds[name].push({ direct: summary(d), foreman: summary(f) })
+        }
+      }
+      const generate = series(rounds.generate)
+      const show = series(rounds.show)
+      const tags = series(rounds.tags)
+      const perRequest = (name: PathName) => cpu[name] / (ROUNDS * PER_ROUND)
+      const cpuPerRequest = { generate: perRequest("generate"), show: perRequest("show"), tags: perRequest("tags") }
+      const checks: ReadonlyArray<Check> = [
+        {
+          target: `added p50, non-streaming generate <= ${TARGET_P50_MS} ms`,
+          measured: `${millis(generate.addedP50)} (direct ${millis(generate.direct.p50)}, foreman ${millis(generate.foreman.p50)})`,
+          pass: generate.addedP50 <= TARGET_P50_MS
+        },
+        {
+          target: `added p99, non-streaming generate <= ${TARGET_P99_MS} ms`,
+          measured: `${millis(generate.addedP99)} (direct ${millis(generate.direct.p99)}, foreman ${millis(generate.foreman.p99)})`,
+          pass: generate.addedP99 <= TARGET_P99_MS
+        }
+      ]
+      const row = (label: string, s: Series) => [
+        label,
+        millis(s.direct.p50),
+        millis(s.foreman.p50),
+        `**${millis(s.addedP50)}**`,
+        millis(s.direct.p99),
+        millis(s.foreman.p99),
+        `**${millis(s.addedP99)}**`
+      ]
+      const markdown = [
+        `${ROUNDS} rounds × ${PER_ROUND} sequential requests per side and path (after ${WARMUP} warm-up requests each), ` +
+        "direct and foreman alternating within each round, which side goes first alternating between rounds. " +
+        "One keep-alive connection per server (undici `Pool`, `connections: 1`). The fake Ollama (zero delay), " +
+        "foreman and the client are three processes. foreman: `--db :memory: --plugins none --log-format json`, " +
+        "everything else default (`--concurrency 1`, log level info: one log line per job).",
+        "",
+        "Each cell is the median over rounds of that round's percentile; *added* is the median over rounds of " +
+        "(foreman − direct) in the same round. Percentiles are nearest-rank (p99 of 250 = the 3rd slowest).",
+        "",
+        table(
+          ["request", "direct p50", "foreman p50", "added p50", "direct p99", "foreman p99", "added p99"],
+          [
+            row("`POST /api/generate` (`stream: false`), a job", generate),
+            row("`POST /api/show`, passed through (no job)", show),
+            row("`GET /api/tags`, from foreman's cache", tags)
+          ]
+        ),
+        "",
+        "foreman's own CPU time (user + system, `/proc/<pid>/stat`) per request over the measured rounds:",
+        "",
+        table(["request", "foreman CPU per request", "what it adds"], [
+          ["`GET /api/tags`", millis(cpuPerRequest.tags), "the HTTP layer: parse, route, answer"],
+          ["`POST /api/show`", millis(cpuPerRequest.show), `${millis(cpuPerRequest.show - cpuPerRequest.tags)}: the upstream call and the copy of its reply`],
+          ["`POST /api/generate`", millis(cpuPerRequest.generate), `${millis(cpuPerRequest.generate - cpuPerRequest.show)}: validation, queue, scheduling, bookkeeping of a job`]
+        ]),
+        "",
+        "Targets (issue 6):",
+        "",
+        checkList(checks),
+        ...(checks.every((c) => c.pass) ? [] : [
+          "",
+          `Why: with one request in flight, the ${millis(cpuPerRequest.generate)} of CPU foreman spends per job is spent ` +
+          "on that request's path or right after it (where it delays the next): it is most of the added p50 " +
+          `(${millis(generate.addedP50)}). Per the table above, the job's own machinery and the upstream call each ` +
+          "cost more than the whole HTTP layer. A CPU profile (`BENCH_CPU_PROF=<dir> npm run bench -- latency`, then " +
+          "`node bench/profile.ts <file>`), taken when this benchmark was written, put most of it in the Effect runtime " +
+          "(fiber run loop, fiber refs, context comparisons, span stack traces, metric keys) and garbage collection " +
+          "rather than in any one function of foreman's. The p99 adds " +
+          "garbage-collection pauses and the machine's noise to that."
+        ])
+      ].join("\n")
+      return { data: { rounds: ROUNDS, perRound: PER_ROUND, warmup: WARMUP, generate, show, tags, foremanCpuMsPerRequest: cpuPerRequest }, markdown, checks }
+    } finally {
+      await Promise.all([direct.close(), proxied.close()])
+      await foreman.stop()
+      await fake.stop()
+    }
+  }
+}
