@@ -19,7 +19,8 @@ import {
   prefersAsync,
   priorityHeader,
   priorityOf,
-  readBody
+  readBody,
+  streamed
 } from "../../src/index.ts"
 import * as Models from "./models.ts"
 import * as Request from "./request.ts"
@@ -54,11 +55,7 @@ export const layer = ForemanRouter.use((router) =>
           })
           return accepted(view)
         }
-        const started = yield* jobs.run({ endpoint: route, kind, model: decoded.model, body: bytes, priority })
-        return HttpServerResponse.stream(started.body, {
-          status: started.status,
-          ...(started.contentType === undefined ? {} : { contentType: started.contentType })
-        })
+        return streamed(yield* jobs.run({ endpoint: route, kind, model: decoded.model, body: bytes, priority }))
       }).pipe(inOpenAiDialect)
 
     yield* router.get(

@@ -5,7 +5,8 @@
  * through, and model management is followed by an inventory refresh.
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Option, Ref, Stream } from "effect"
+import { Effect, Option, Ref, Runtime } from "effect"
+import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
@@ -13,9 +14,10 @@ import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { Jobs } from "../jobs/Jobs.ts"
 import { type Priority, priorities } from "../scheduler/policy.ts"
 import type { VersionResponse } from "../target/schema.ts"
-import { type JobEndpoint, TargetClient, type Upstream } from "../target/TargetClient.ts"
+import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import { readBody } from "./body.ts"
 import { accepted, prefersAsync } from "./jobsRoutes.ts"
+import { guard } from "./streams.ts"
 import { decodeJobRequest } from "./ollamaRequest.ts"
 import { ForemanRouter } from "./Router.ts"
 
@@ -34,10 +36,11 @@ export const priorityOf = (request: HttpServerRequest.HttpServerRequest, fallbac
     )
 }
 
-const passthrough = (upstream: Upstream) =>
-  HttpServerResponse.stream(upstream.body.pipe(Stream.orDie), {
-    status: upstream.status,
-    ...(upstream.contentType === undefined ? {} : { contentType: upstream.contentType })
+/** A response whose body is piped as it comes (Node streams end to end, see `streams.ts`). */
+export const streamed = (response: { readonly status: number; readonly contentType: string | undefined; readonly body: Readable }) =>
+  HttpServerResponse.raw(response.body, {
+    status: response.status,
+    ...(response.contentType === undefined ? {} : { contentType: response.contentType })
   })
 
 const json = (body: unknown) => HttpServerResponse.unsafeJson(body, { contentType: "application/json; charset=utf-8" })
@@ -50,6 +53,7 @@ export const layer = ForemanRouter.use((router) =>
     const asyncJobs = yield* AsyncJobs
     const target = yield* TargetClient
     const lastVersion = yield* Ref.make(Option.none<VersionResponse>())
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
 
     const job = (endpoint: JobEndpoint) =>
       Effect.gen(function*() {
@@ -62,11 +66,7 @@ export const layer = ForemanRouter.use((router) =>
           const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
           return accepted(yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority: asyncPriority }))
         }
-        const started = yield* jobs.run({ endpoint, kind: endpoint, model: decoded.model, body, priority })
-        return HttpServerResponse.stream(started.body, {
-          status: started.status,
-          ...(started.contentType === undefined ? {} : { contentType: started.contentType })
-        })
+        return streamed(yield* jobs.run({ endpoint, kind: endpoint, model: decoded.model, body, priority }))
       })
 
     /** Passes a model-management call through, then refreshes the inventory once it ends. */
@@ -74,7 +74,7 @@ export const layer = ForemanRouter.use((router) =>
       Effect.gen(function*() {
         const body = yield* readBody(config.maxBodySize)
         const upstream = yield* target.raw(method, path, body)
-        return passthrough({ ...upstream, body: upstream.body.pipe(Stream.ensuring(inventory.requestPoll)) })
+        return streamed({ ...upstream, body: guard(upstream.body, { onEnd: () => runFork(inventory.requestPoll) }) })
       })
 
     yield* router.get("/", Effect.succeed(HttpServerResponse.text("Ollama is running")))
@@ -102,7 +102,7 @@ export const layer = ForemanRouter.use((router) =>
     yield* router.post("/api/embeddings", job("/api/embeddings"))
     yield* router.post(
       "/api/show",
-      readBody(config.maxBodySize).pipe(Effect.flatMap((body) => target.raw("POST", "/api/show", body)), Effect.map(passthrough))
+      readBody(config.maxBodySize).pipe(Effect.flatMap((body) => target.raw("POST", "/api/show", body)), Effect.map(streamed))
     )
     yield* router.post("/api/pull", manage("POST", "/api/pull"))
     yield* router.post("/api/push", manage("POST", "/api/push"))
@@ -121,7 +121,7 @@ export const layer = ForemanRouter.use((router) =>
             ? { stream: request.stream, ...(Number.isFinite(length) ? { contentLength: length } : {}) }
             : undefined
         )
-        return passthrough(upstream)
+        return streamed(upstream)
       })
     yield* router.head("/api/blobs/:digest", blob("HEAD"))
     yield* router.post("/api/blobs/:digest", blob("POST"))

@@ -4,7 +4,7 @@
  * requests (priority `batch` by default), non-streaming, with its final body stored. Jobs
  * left queued or running by an earlier process are re-queued at start, in their order.
  */
-import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queue, Schedule, Stream } from "effect"
+import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queue, Schedule } from "effect"
 import { ForemanConfig } from "../Config.ts"
 import { JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
@@ -14,6 +14,7 @@ import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
+import { describeError, readAll } from "../http/streams.ts"
 import { Jobs, retrySchedule, unreachableSchedule } from "./Jobs.ts"
 import * as Report from "./report.ts"
 
@@ -92,6 +93,7 @@ const info = (job: JobRecord): JobInfo => ({
 })
 
 const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 
 export const make = Effect.gen(function*() {
   const config = yield* ForemanConfig
@@ -152,15 +154,14 @@ export const make = Effect.gen(function*() {
         progress.attempts = yield* store.countAttempt(job.id)
         progress.startedAt = yield* Clock.currentTimeMillis
         yield* report.started(info(job), progress.startedAt, progress.startedAt - job.createdAt)
-        return yield* upstream.body.pipe(
-          Stream.decodeText(),
-          Stream.mkString,
-          Effect.mapError((error): AttemptFailure => ({
+        const bytes = yield* readAll(upstream.body, {
+          onError: (error): AttemptFailure => ({
             _tag: "Failed",
-            message: `the target failed mid-way: ${error.message}`,
+            message: `the target failed mid-way: ${describeError(error)}`,
             retryable: true
-          }))
-        )
+          })
+        })
+        return decoder.decode(bytes)
       })
     ).pipe(
       // Unreachable: back to its place; dispatch waits until the target answers.

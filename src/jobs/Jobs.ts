@@ -3,10 +3,12 @@
  * queued, given a slot by the Scheduler, run at the target, retried while the target is
  * unreachable before the first byte (ADR-0004), and reported once when it finishes.
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Option, Schedule, Scope, Stream } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Option, Runtime, Schedule, Scope } from "effect"
+import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { missingModelError } from "../http/ollamaRequest.ts"
+import { guard } from "../http/streams.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
@@ -32,11 +34,12 @@ export interface Started {
   readonly status: number
   readonly contentType: string | undefined
   /**
-   * The target's bytes as they arrive. A failure after the first byte ends an NDJSON stream
-   * with an `{"error": ...}` line (Ollama's convention). The job's slot is held until this
-   * stream ends or is interrupted.
+   * The target's bytes as they arrive, to pipe into the caller's response. A failure after
+   * the first byte ends an NDJSON stream with an `{"error": ...}` line (Ollama's
+   * convention). The job's slot is held until this stream ends; destroying it (the caller
+   * went away) aborts the upstream request.
    */
-  readonly body: Stream.Stream<Uint8Array>
+  readonly body: Readable
 }
 
 export type JobError = ModelNotFound | QueueFull | RequestTimeout | TargetError
@@ -76,6 +79,7 @@ export const unreachableSchedule = Schedule.exponential(Duration.millis(50)).pip
 
 const encoder = new TextEncoder()
 const errorLine = (message: string) => encoder.encode(JSON.stringify({ error: message }) + "\n")
+const empty = new Uint8Array(0)
 
 export const make = Effect.gen(function*() {
   const config = yield* ForemanConfig
@@ -83,6 +87,7 @@ export const make = Effect.gen(function*() {
   const scheduler = yield* Scheduler
   const target = yield* TargetClient
   const report = yield* Report.make
+  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
 
   /** One attempt: wait for a slot, then call the target. On success the slot stays held in `scope`. */
   const attempt = (spec: JobSpec, ticket: Ticket) =>
@@ -147,31 +152,22 @@ export const make = Effect.gen(function*() {
       const startedAt = yield* Clock.currentTimeMillis
       yield* report.started(info, startedAt, startedAt - ticket.enqueuedAt)
       const ndjson = upstream.contentType?.includes("ndjson") === true
-      return {
-        status: upstream.status,
-        contentType: upstream.contentType,
-        body: upstream.body.pipe(
-          Stream.catchAll((error) =>
-            Stream.fromEffect(
-              finish("failed", startedAt, error.message).pipe(
-                // Ollama's convention; an SSE stream (OpenAI's) just ends without `[DONE]`.
-                Effect.as(ndjson ? errorLine(error.message) : new Uint8Array(0))
-              )
-            )
-          ),
-          Stream.ensuringWith((exit) =>
-            Scope.close(scope, exit).pipe(
-              Effect.zipRight(
-                Exit.isInterrupted(exit)
-                  ? finish("cancelled", startedAt, "caller went away")
-                  : Exit.isSuccess(exit)
-                  ? finish(upstream.status, startedAt)
-                  : Effect.void
-              )
-            )
+      const body = guard(upstream.body, {
+        // Ollama's convention; an SSE stream (OpenAI's) just ends without `[DONE]`, and a
+        // single JSON body is cut off (the caller sees the connection fail).
+        lastWords: ndjson ? errorLine : upstream.contentType?.includes("event-stream") === true ? () => empty : undefined,
+        onEnd: (ending) =>
+          runFork(
+            Scope.close(scope, Exit.void).pipe(Effect.zipRight(
+              ending._tag === "Done"
+                ? finish(upstream.status, startedAt)
+                : ending._tag === "Failed"
+                ? finish("failed", startedAt, ending.message)
+                : finish("cancelled", startedAt, "caller went away")
+            ))
           )
-        )
-      } satisfies Started
+      })
+      return { status: upstream.status, contentType: upstream.contentType, body } satisfies Started
     }).pipe(Effect.withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model } }))
 
   /** Rejects a model the target does not have, before anything is queued. */

@@ -5,6 +5,7 @@
 import { FetchHttpClient } from "@effect/platform"
 import { Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import { ForemanConfig, Inventory, Jobs, ServicesLive } from "foreman-effect"
+import { Readable } from "node:stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 
@@ -28,7 +29,7 @@ describe("embedding the Layers", () => {
         body: new TextEncoder().encode(JSON.stringify({ model: "llama3.2", prompt: "embedded", stream: false })),
         priority: "normal"
       })
-      const text = yield* started.body.pipe(Stream.decodeText(), Stream.mkString)
+      const text = yield* Effect.promise(() => new Response(Readable.toWeb(started.body) as ReadableStream).text())
       return JSON.parse(text) as { done: boolean; response: string }
     })
     const result = await program.pipe(

@@ -2,7 +2,8 @@
  * An in-memory TargetClient for unit tests: models, residency and reachability are plain
  * state the test changes; every metadata call is counted.
  */
-import { Effect, Layer, Ref, Stream } from "effect"
+import { Effect, Layer, Ref } from "effect"
+import { Readable } from "node:stream"
 import { TargetError, TargetUnreachable } from "../../src/Errors.ts"
 import { TargetClient } from "../../src/target/TargetClient.ts"
 
@@ -44,7 +45,7 @@ export const make = (models: ReadonlyArray<string> = ["llama3.2:latest"]) =>
         call("jobCalls", () => ({
           status: 200,
           contentType: "application/json; charset=utf-8",
-          body: Stream.make(new TextEncoder().encode("{}"))
+          body: Readable.from([new TextEncoder().encode("{}")])
         })),
       raw: () => Effect.fail(down)
     })
