@@ -35,6 +35,22 @@ export const targetPollsTotal = Metric.counter("foreman_target_polls_total", {
 })
 export const inventoryModels = Metric.gauge("foreman_inventory_models", { description: "Models in the last inventory." })
 
+/** `foreman_jobs_total` per label set, made once each: tagging builds and hashes a key per call. */
+const jobCounters = new Map<string, Metric.Metric.Counter<number>>()
+const jobCounter = (endpoint: string, model: string, status: string) => {
+  const id = `${endpoint}\u0000${model}\u0000${status}`
+  let counter = jobCounters.get(id)
+  if (counter === undefined) {
+    counter = Metric.taggedWithLabels(jobsTotal, [
+      MetricLabel.make("endpoint", endpoint),
+      MetricLabel.make("model", model),
+      MetricLabel.make("status", status)
+    ])
+    jobCounters.set(id, counter)
+  }
+  return counter
+}
+
 /** Records a finished job in the counters and histograms. */
 export const recordJob = (job: {
   readonly endpoint: string
@@ -45,13 +61,7 @@ export const recordJob = (job: {
   readonly started: boolean
 }) =>
   Effect.all([
-    Metric.increment(
-      Metric.taggedWithLabels(jobsTotal, [
-        MetricLabel.make("endpoint", job.endpoint),
-        MetricLabel.make("model", job.model),
-        MetricLabel.make("status", String(job.status))
-      ])
-    ),
+    Metric.increment(jobCounter(job.endpoint, job.model, String(job.status))),
     job.started ? Metric.update(jobQueueWaitSeconds, job.waitMs / 1000) : Effect.void,
     job.started ? Metric.update(jobDurationSeconds, job.durationMs / 1000) : Effect.void
   ], { discard: true })

@@ -30,7 +30,10 @@ const launch = (settings: ForemanSettings) =>
     return yield* Layer.launch(
       ForemanLive(Layer.mergeAll(Layer.empty, ...selected)).pipe(
         Layer.provide(platform),
-        Layer.provide(ForemanConfig.make(settings))
+        Layer.provide(ForemanConfig.make(settings)),
+        // The command line has no tracer to export spans to: they would only cost time.
+        // (An application embedding foreman keeps Effect's default and its own tracer.)
+        Layer.provide(Layer.setTracerEnabled(false))
       )
     )
   })

@@ -175,7 +175,7 @@ export const make = Effect.gen(function*() {
       }))
       return true
     })
-  ).pipe(Effect.withSpan("Inventory.poll"))
+  ).pipe(Effect.withSpan("Inventory.poll", { captureStackTrace: false }))
 
   const down = SubscriptionRef.get(ref).pipe(Effect.map((state) => state.consecutiveFailures > 0))
 
@@ -218,7 +218,7 @@ export const make = Effect.gen(function*() {
       // The target cannot be asked. With a last-known inventory, that inventory decides
       // (ADR-0007); with none at all, let the job wait for the target to decide.
       return Option.isSome(cached.lastSuccessAt) ? "missing" as const : "unknown" as const
-    }).pipe(Effect.withSpan("Inventory.lookup"))
+    }).pipe(Effect.withSpan("Inventory.lookup", { captureStackTrace: false }))
 
   return Inventory.of({
     get: SubscriptionRef.get(ref),

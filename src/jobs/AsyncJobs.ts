@@ -4,7 +4,7 @@
  * requests (priority `batch` by default), non-streaming, with its final body stored. Jobs
  * left queued or running by an earlier process are re-queued at start, in their order.
  */
-import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queue, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queue, Runtime, Schedule } from "effect"
 import { ForemanConfig } from "../Config.ts"
 import { JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
@@ -103,6 +103,9 @@ export const make = Effect.gen(function*() {
   const inventory = yield* Inventory
   const jobs = yield* Jobs
   const runners = yield* FiberMap.make<string>()
+  // Runners run on the layer's runtime, not forked from the submitting request: a queued
+  // job must not keep that request's objects alive for hours.
+  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
   const ended = yield* PubSub.unbounded<string>()
   const ttl = Duration.toMillis(config.jobTtl)
   const report = yield* Report.make
@@ -214,14 +217,14 @@ export const make = Effect.gen(function*() {
         yield* end(job.id, { status: "failed", at, error: message })
         yield* report.finished(info(job), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
       }
-    }).pipe(Effect.withSpan("AsyncJobs.run", { attributes: { job: job.id } }))
+    }).pipe(Effect.withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false }))
 
   /** Takes the job's place in the queue now (so restored jobs keep their order), then runs it. */
   const start = (job: JobRecord) =>
     scheduler.ticket(Option.getOrElse(ModelName.keyOf(job.model), () => job.model.toLowerCase()), job.priority, {
       id: job.id,
       enqueuedAt: job.createdAt
-    }).pipe(Effect.flatMap((ticket) => FiberMap.run(runners, job.id, run(job, ticket))), Effect.asVoid)
+    }).pipe(Effect.flatMap((ticket) => FiberMap.set(runners, job.id, runFork(run(job, ticket)))))
 
   const load = (id: string) =>
     store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
@@ -260,7 +263,7 @@ export const make = Effect.gen(function*() {
       yield* report.queued(info(job), job.createdAt)
       yield* start(job)
       return yield* view(job)
-    }).pipe(Effect.withSpan("AsyncJobs.submit"))
+    }).pipe(Effect.withSpan("AsyncJobs.submit", { captureStackTrace: false }))
 
   const await_ = (id: string, wait: Duration.Duration) =>
     Effect.scoped(

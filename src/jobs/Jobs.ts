@@ -168,7 +168,7 @@ export const make = Effect.gen(function*() {
           )
       })
       return { status: upstream.status, contentType: upstream.contentType, body } satisfies Started
-    }).pipe(Effect.withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model } }))
+    }).pipe(Effect.withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model }, captureStackTrace: false }))
 
   /** Rejects a model the target does not have, before anything is queued. */
   const checkModel = (spec: Pick<JobSpec, "kind" | "model">) =>

@@ -92,7 +92,11 @@ export const make = (policy: Policy) =>
     const config = yield* ForemanConfig
     const inventory = yield* Inventory
     const events = yield* Events
-    const depth = (priority: Priority, by: number) => Metric.incrementBy(Metric.tagged(Metrics.queueDepth, "priority", priority), by)
+    // One tagged gauge per class, made once: tagging builds and hashes a key on every call.
+    const depthGauges = Object.fromEntries(
+      priorities.map((p) => [p, Metric.tagged(Metrics.queueDepth, "priority", p)])
+    ) as Record<Priority, Metric.Metric.Gauge<number>>
+    const depth = (priority: Priority, by: number) => Metric.incrementBy(depthGauges[priority], by)
     const maxWait = Duration.toMillis(config.maxWait)
     const keepAlive = Duration.toMillis(assumedKeepAlive)
     const state = yield* Ref.make<State>({ waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 })
@@ -236,7 +240,11 @@ export const make = (policy: Policy) =>
       const { ps } = yield* psResidency
       const tickets = s.waiting.map((e) => e.ticket)
       const models = new Map<string, Array<Ticket>>()
-      for (const t of tickets) models.set(t.model, [...(models.get(t.model) ?? []), t])
+      for (const t of tickets) {
+        const group = models.get(t.model)
+        if (group === undefined) models.set(t.model, [t])
+        else group.push(t)
+      }
       return {
         waiting: tickets.length,
         running: s.running.size,
