@@ -71,8 +71,9 @@ export const NodePlatformLive = Layer.unwrapEffect(
   Effect.map(ForemanConfig, (config) =>
     Layer.mergeAll(
       NodeHttpServer.layer(() => createServer(), { host: config.host, port: config.port }),
+      // The dispatcher is also exposed: the target client sends jobs through it directly.
       NodeHttpClient.layerUndiciWithoutDispatcher.pipe(
-        Layer.provide(
+        Layer.provideMerge(
           Layer.scoped(
             NodeHttpClient.Dispatcher,
             Effect.acquireRelease(

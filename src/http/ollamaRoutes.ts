@@ -36,12 +36,18 @@ export const priorityOf = (request: HttpServerRequest.HttpServerRequest, fallbac
     )
 }
 
-/** A response whose body is piped as it comes (Node streams end to end, see `streams.ts`). */
-export const streamed = (response: { readonly status: number; readonly contentType: string | undefined; readonly body: Readable }) =>
-  HttpServerResponse.raw(response.body, {
-    status: response.status,
-    ...(response.contentType === undefined ? {} : { contentType: response.contentType })
-  })
+/**
+ * The response for a target's answer: bytes at once, or a stream piped as it comes (Node
+ * streams end to end, see `streams.ts`).
+ */
+export const streamed = (
+  response: { readonly status: number; readonly contentType: string | undefined; readonly body: Readable | Uint8Array }
+) => {
+  const options = { status: response.status, ...(response.contentType === undefined ? {} : { contentType: response.contentType }) }
+  return response.body instanceof Uint8Array
+    ? HttpServerResponse.uint8Array(response.body, options)
+    : HttpServerResponse.raw(response.body, options)
+}
 
 const json = (body: unknown) => HttpServerResponse.unsafeJson(body, { contentType: "application/json; charset=utf-8" })
 

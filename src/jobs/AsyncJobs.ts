@@ -141,6 +141,8 @@ export const make = Effect.gen(function*() {
         yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }).pipe(Effect.orDie)
         yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
         const upstream = yield* target.job(job.endpoint, encoder.encode(job.body)).pipe(
+          // No time limit was given (async jobs wait as long as their TTL allows).
+          Effect.catchTag("RequestTimeout", Effect.die),
           // Reported while the slot is still held (see Jobs).
           Effect.tapError((error) =>
             error._tag === "TargetUnreachable"

@@ -8,7 +8,7 @@ import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { missingModelError } from "../http/ollamaRequest.ts"
-import { guard } from "../http/streams.ts"
+import { describeError, guard, readAll } from "../http/streams.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
@@ -34,12 +34,13 @@ export interface Started {
   readonly status: number
   readonly contentType: string | undefined
   /**
-   * The target's bytes as they arrive, to pipe into the caller's response. A failure after
-   * the first byte ends an NDJSON stream with an `{"error": ...}` line (Ollama's
-   * convention). The job's slot is held until this stream ends; destroying it (the caller
-   * went away) aborts the upstream request.
+   * A stream (NDJSON, SSE): the target's bytes as they arrive, to pipe into the caller's
+   * response. A failure after the first byte ends an NDJSON stream with an `{"error": ...}`
+   * line (Ollama's convention). The job's slot is held until this stream ends; destroying
+   * it (the caller went away) aborts the upstream request.
+   * One JSON body: its bytes, read whole (the job has ended).
    */
-  readonly body: Readable
+  readonly body: Readable | Uint8Array
 }
 
 export type JobError = ModelNotFound | QueueFull | RequestTimeout | TargetError
@@ -89,17 +90,20 @@ export const make = Effect.gen(function*() {
   const report = yield* Report.make
   const runFork = Runtime.runFork(yield* Effect.runtime<never>())
 
-  /** One attempt: wait for a slot, then call the target. On success the slot stays held in `scope`. */
-  const attempt = (spec: JobSpec, ticket: Ticket) =>
+  /**
+   * One attempt: wait for a slot, then call the target, both by `deadline`. On success the
+   * slot stays held in `scope`.
+   */
+  const attempt = (spec: JobSpec, ticket: Ticket, deadline: number) =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         const exit = yield* restore(
           Effect.gen(function*() {
-            yield* Scope.extend(scheduler.acquire(ticket), scope)
+            yield* Scope.extend(scheduler.acquire(ticket, deadline - (yield* Clock.currentTimeMillis)), scope)
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
-            return yield* target.job(spec.endpoint, spec.body).pipe(
+            return yield* target.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis)).pipe(
               Effect.tapError((error) => (error._tag === "TargetUnreachable" ? inventory.reportUnreachable(error) : Effect.void))
             )
           })
@@ -125,37 +129,59 @@ export const make = Effect.gen(function*() {
         )
       yield* report.queued(info, ticket.enqueuedAt)
 
-      const tryOnce = Effect.suspend(() => attempt(spec, { ...ticket, attempts: attempts++ })).pipe(
+      // The request timeout bounds the whole wait for a first byte: queue, sleeping target,
+      // retries. Each step gets the time left (no timer raced on the happy path).
+      const timeout = Duration.toMillis(config.requestTimeout)
+      const deadline = ticket.enqueuedAt + timeout
+      const timedOut = (reason: string) =>
+        new RequestTimeout({
+          waitedMillis: timeout,
+          reason: lastUnreachable === undefined ? reason : `the target is unreachable (${lastUnreachable.message})`
+        })
+      const tryOnce = Effect.suspend(() => attempt(spec, { ...ticket, attempts: attempts++ }, deadline)).pipe(
         Effect.tapError((error) => Effect.sync(() => {
           if (error._tag === "TargetUnreachable") lastUnreachable = error
         }))
       )
       const { scope, upstream } = yield* tryOnce.pipe(
         // Back to its place (same ticket): dispatch waits for the target, not the job.
-        Effect.retry({ schedule: unreachableSchedule, while: (error) => error._tag === "TargetUnreachable" }),
-        // The timeout bounds the whole wait for a first byte: queue, sleeping target, retries.
-        Effect.timeoutFail({
-          duration: config.requestTimeout,
-          onTimeout: () =>
-            new RequestTimeout({
-              waitedMillis: Duration.toMillis(config.requestTimeout),
-              reason: lastUnreachable === undefined
-                ? "the job was still queued"
-                : `the target is unreachable (${lastUnreachable.message})`
-            })
+        Effect.retry({
+          schedule: unreachableSchedule,
+          while: (error) =>
+            error._tag === "TargetUnreachable" && Clock.currentTimeMillis.pipe(Effect.map((now) => now < deadline))
         }),
-        // Retried without limit above, so only the timeout ends them.
-        Effect.catchTag("TargetUnreachable", (error) => Effect.die(error)),
+        Effect.catchTags({
+          TargetUnreachable: (error) => Effect.fail(timedOut(error.message)),
+          RequestTimeout: (error) => Effect.fail(timedOut(error.reason))
+        }),
         Effect.tapError((error) => finish(statusOf(error), undefined, error.message)),
         Effect.onInterrupt(() => finish("cancelled", undefined, "caller went away while queued"))
       )
       const startedAt = yield* Clock.currentTimeMillis
       yield* report.started(info, startedAt, startedAt - ticket.enqueuedAt)
       const ndjson = upstream.contentType?.includes("ndjson") === true
+      const sse = upstream.contentType?.includes("event-stream") === true
+      if (!ndjson && !sse) {
+        // One JSON body (`stream: false`, embeddings): read whole, then answered at once, as
+        // Ollama answers it. Cheaper than a pipe, and a failure mid-way can still get a
+        // proper error status, as Ollama gives it.
+        const read = yield* readAll(upstream.body, { onError: describeError }).pipe(
+          Effect.either,
+          Effect.onInterrupt(() =>
+            Scope.close(scope, Exit.void).pipe(Effect.zipRight(finish("cancelled", startedAt, "caller went away")))
+          )
+        )
+        yield* Scope.close(scope, Exit.void)
+        if (read._tag === "Left") {
+          yield* finish("failed", startedAt, read.left)
+          return yield* new TargetError({ status: 500, message: read.left })
+        }
+        yield* finish(upstream.status, startedAt)
+        return { status: upstream.status, contentType: upstream.contentType, body: read.right } satisfies Started
+      }
       const body = guard(upstream.body, {
-        // Ollama's convention; an SSE stream (OpenAI's) just ends without `[DONE]`, and a
-        // single JSON body is cut off (the caller sees the connection fail).
-        lastWords: ndjson ? errorLine : upstream.contentType?.includes("event-stream") === true ? () => empty : undefined,
+        // Ollama's convention; an SSE stream (OpenAI's) just ends without `[DONE]`.
+        lastWords: ndjson ? errorLine : () => empty,
         onEnd: (ending) =>
           runFork(
             Scope.close(scope, Exit.void).pipe(Effect.zipRight(

@@ -12,7 +12,7 @@ import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Option, Ref,
 import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../Metrics.ts"
 import { Events } from "../plugin/Events.ts"
-import { QueueFull } from "../Errors.ts"
+import { QueueFull, RequestTimeout } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { isSwap, type Policy, type Priority, priorities, type Residency, residentModels, swapAware, type Waiting } from "./policy.ts"
@@ -67,11 +67,12 @@ export interface SchedulerService {
     options?: { readonly id?: string; readonly enqueuedAt?: number }
   ) => Effect.Effect<Ticket>
   /**
-   * Waits in the queue until the dispatcher grants a slot. The slot is held until the
-   * enclosing scope closes; closing it while still queued removes the ticket. A ticket
-   * with `attempts > 0` (a retry) is never refused for a full queue: it was accepted once.
+   * Waits in the queue until a slot is granted, for at most `within` milliseconds if given
+   * (then `RequestTimeout`). The slot is held until the enclosing scope closes; closing it
+   * while still queued removes the ticket. A ticket with `attempts > 0` (a retry) is never
+   * refused for a full queue: it was accepted once.
    */
-  readonly acquire: (ticket: Ticket) => Effect.Effect<void, QueueFull, Scope.Scope>
+  readonly acquire: (ticket: Ticket, within?: number) => Effect.Effect<void, QueueFull | RequestTimeout, Scope.Scope>
   readonly stats: Effect.Effect<QueueStats>
   /**
    * A waiting job's place: 1 + the jobs ahead of it by priority class and arrival. The
@@ -151,8 +152,20 @@ export const make = (policy: Policy) =>
         return granted
       })
 
-    const acquire = (ticket: Ticket) =>
-      Effect.acquireRelease(enqueue(ticket), () => leave(ticket.id)).pipe(Effect.flatMap(Deferred.await))
+    const acquire = (ticket: Ticket, within?: number) =>
+      Effect.acquireRelease(enqueue(ticket), () => leave(ticket.id)).pipe(
+        Effect.flatMap((granted) =>
+          // Granted on arrival (a free slot): no timer to arm, no fiber to race.
+          Deferred.isDone(granted).pipe(Effect.flatMap((done) =>
+            done || within === undefined
+              ? Deferred.await(granted)
+              : Deferred.await(granted).pipe(Effect.timeoutFail({
+                duration: Duration.millis(Math.max(0, within)),
+                onTimeout: () => new RequestTimeout({ waitedMillis: within, reason: "the job was still queued" })
+              }))
+          ))
+        )
+      )
 
     /** What the target holds now, by `/api/ps` and by what foreman ran last. */
     const resident = (s: State, ps: ReadonlyArray<Residency>, now: number) =>

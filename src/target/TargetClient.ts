@@ -10,7 +10,7 @@ import type * as Undici from "@effect/platform-node/Undici"
 import { Context, Duration, Effect, Layer, Option, Schema, type Stream } from "effect"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
-import { TargetError, TargetUnreachable } from "../Errors.ts"
+import { RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "./schema.ts"
 
 /** The four inference routes that become jobs. */
@@ -46,7 +46,12 @@ export interface TargetClientService {
    * Ollama: with the first token, after any model load), with the body still to stream.
    * Interrupting the body stream aborts the upstream request.
    */
-  readonly job: (path: string, body: Uint8Array) => Effect.Effect<Upstream, TargetUnreachable | TargetError>
+  readonly job: (
+    path: string,
+    body: Uint8Array,
+    /** How long to wait for the target's first byte (a model load included), in milliseconds. */
+    within?: number
+  ) => Effect.Effect<Upstream, TargetUnreachable | TargetError | RequestTimeout>
   /** Any other route, passed through as is: non-2xx answers are returned, not failed. */
   readonly raw: (
     method: "GET" | "HEAD" | "POST" | "DELETE",
@@ -126,8 +131,13 @@ export const make = Effect.gen(function*() {
     ps: getJson("/api/ps", PsResponse).pipe(Effect.withSpan("TargetClient.ps")),
     version: getJson("/api/version", VersionResponse).pipe(Effect.withSpan("TargetClient.version")),
     job: Option.match(yield* Effect.serviceOption(NodeHttpClient.Dispatcher), {
-      onNone: () => (path: string, body: Uint8Array) =>
-        send(post(path, body)).pipe(Effect.flatMap(failNon2xx), Effect.flatMap(toUpstream)),
+      onNone: () => (path: string, body: Uint8Array, within?: number) => {
+        const call = send(post(path, body)).pipe(Effect.flatMap(failNon2xx), Effect.flatMap(toUpstream))
+        return within === undefined ? call : call.pipe(Effect.timeoutFail({
+          duration: Duration.millis(Math.max(0, within)),
+          onTimeout: () => noAnswer(within)
+        }))
+      },
       onSome: (dispatcher) => undiciJob(dispatcher, url, unreachable)
     }),
     raw: (method, path, body) => {
@@ -158,9 +168,11 @@ const undiciJob = (
   const target = new URL(url)
   const base = target.pathname.replace(/\/$/, "")
   const headers = { "content-type": "application/json" }
-  return (path: string, body: Uint8Array) =>
-    Effect.async<Upstream, TargetUnreachable | TargetError>((resume, signal) => {
-      dispatcher.request({ origin: target.origin, path: base + path, method: "POST", headers, body, signal }).then(
+  return (path: string, body: Uint8Array, within?: number) =>
+    Effect.async<Upstream, TargetUnreachable | TargetError | RequestTimeout>((resume, signal) => {
+      // undici's own timer bounds the wait for the first byte: no fiber raced per request.
+      const headersTimeout = within === undefined ? 0 : Math.max(1, within)
+      dispatcher.request({ origin: target.origin, path: base + path, method: "POST", headers, body, signal, headersTimeout }).then(
         (response) => {
           const contentType = response.headers["content-type"]
           if (response.statusCode >= 200 && response.statusCode < 300) {
@@ -176,10 +188,17 @@ const undiciJob = (
             (cause) => resume(Effect.fail(unreachable(cause)))
           )
         },
-        (cause) => resume(Effect.fail(unreachable(cause)))
+        (cause) =>
+          resume(Effect.fail(
+            (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" ? noAnswer(within ?? 0) : unreachable(cause)
+          ))
       )
     })
 }
+
+/** The target took longer than the caller's time to send its first byte. */
+const noAnswer = (within: number) =>
+  new RequestTimeout({ waitedMillis: within, reason: "the target did not start answering in time" })
 
 /** The target client over whatever `HttpClient` the runtime provides (undici on Node, fetch on Deno). */
 export const layer = Layer.effect(TargetClient, make)

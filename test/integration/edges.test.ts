@@ -282,3 +282,22 @@ describe("a target that stays asleep", () => {
     expect(version.status).toBe(503)
   })
 })
+
+describe("a target slower than the request timeout", () => {
+  it("answers 503 when the first byte does not come in time, and frees the slot", async () => {
+    const target = await startFakeTarget({ models: ["llama3.2"], loadDelayMs: 1500 })
+    const foreman = await startForeman({ target: target.url, requestTimeout: Duration.millis(300) })
+    try {
+      await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+      const response = await post(`${foreman.url}/api/generate`, JSON.stringify({ model: "llama3.2", prompt: "slow load" }))
+      expect(response.status).toBe(503)
+      expect((await response.json()).error).toBe(
+        "foreman: no response within 300ms: the target did not start answering in time"
+      )
+      expect(await foreman.health()).toMatchObject({ running: 0, queueDepth: 0, status: "ok" })
+    } finally {
+      await foreman.close()
+      await target.close()
+    }
+  })
+})
