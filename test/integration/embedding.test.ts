@@ -5,7 +5,6 @@
 import { FetchHttpClient } from "@effect/platform"
 import { Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import { ForemanConfig, Inventory, Jobs, ServicesLive } from "foreman-effect"
-import { Readable } from "node:stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 
@@ -29,7 +28,9 @@ describe("embedding the Layers", () => {
         body: new TextEncoder().encode(JSON.stringify({ model: "llama3.2", prompt: "embedded", stream: false })),
         priority: "normal"
       })
-      const text = yield* Effect.promise(() => new Response(Readable.toWeb(started.body) as ReadableStream).text())
+      // `stream: false`: one JSON body, read whole.
+      expect(started.body).toBeInstanceOf(Uint8Array)
+      const text = new TextDecoder().decode(started.body as Uint8Array)
       return JSON.parse(text) as { done: boolean; response: string }
     })
     const result = await program.pipe(
