@@ -5,23 +5,9 @@
  * Whatever the target streams (SSE included, `data: [DONE]` and all) goes back chunk by
  * chunk. Every expected failure answers in OpenAI's error envelope.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import {
-  accepted,
-  AsyncJobs,
-  type ForemanError,
-  ForemanConfig,
-  ForemanRouter,
-  HttpErrors,
-  Inventory,
-  Jobs,
-  prefersAsync,
-  priorityHeader,
-  priorityOf,
-  readBody,
-  streamed
-} from "../../src/index.ts"
+import { type ForemanError, ForemanRouter, HttpErrors, Inventory, makeJobRoute } from "../../src/index.ts"
 import * as Models from "./models.ts"
 import * as Request from "./request.ts"
 
@@ -31,31 +17,17 @@ const inOpenAiDialect = <R>(handler: Effect.Effect<HttpServerResponse.HttpServer
 
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {
-    const config = yield* ForemanConfig
     const inventory = yield* Inventory
-    const jobs = yield* Jobs
-    const asyncJobs = yield* AsyncJobs
+    const jobRoute = yield* makeJobRoute
 
     const job = (route: Request.Route) =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        const priority = yield* priorityOf(request, "interactive")
-        const bytes = yield* readBody(config.maxBodySize)
-        const decoded = yield* Request.decode(route, bytes)
-        const { kind } = Request.routes[route]
-        if (prefersAsync(request)) {
-          // As on the Ollama routes: 202 now, the final body at the job's Location.
-          const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
-          const view = yield* asyncJobs.submit({
-            endpoint: route,
-            kind,
-            model: decoded.model,
-            body: Request.asyncBody(decoded.body),
-            priority: asyncPriority
-          })
-          return accepted(view)
-        }
-        return streamed(yield* jobs.run({ endpoint: route, kind, model: decoded.model, body: bytes, priority }))
+      jobRoute({
+        endpoint: route,
+        kind: Request.routes[route].kind,
+        decode: (bytes) =>
+          Request.decode(route, bytes).pipe(
+            Effect.map((decoded) => ({ model: decoded.model, body: Request.asyncBody(decoded.body) }))
+          )
       }).pipe(inOpenAiDialect)
 
     yield* router.get(

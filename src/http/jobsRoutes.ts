@@ -6,15 +6,14 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { Duration, Effect, Option, Schema } from "effect"
 import { ForemanConfig, parseDuration } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
-import { AsyncJobs, type JobView } from "../jobs/AsyncJobs.ts"
+import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { JobStatus } from "../jobs/JobStore.ts"
 import { type Priority, priorities } from "../scheduler/policy.ts"
 import { readBody } from "./body.ts"
+import { accepted, jobsPath, priorityOf } from "./jobRoute.ts"
 import { decodeJobRequest, type JobEndpoint } from "./ollamaRequest.ts"
-import { priorityOf } from "./ollamaRoutes.ts"
 import { ForemanRouter } from "./Router.ts"
 
-export const jobsPath = "/foreman/v1/jobs"
 
 /** The longest `?wait=` honoured: a long-poll, not a parking spot. */
 export const maxWait = Duration.minutes(10)
@@ -28,13 +27,7 @@ const SubmitBody = Schema.Struct({
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-/** `202 Accepted` with the job and where to collect it. */
-export const accepted = (job: JobView) =>
-  HttpServerResponse.unsafeJson(job, { status: 202, headers: { location: `${jobsPath}/${job.id}` } })
 
-/** Whether the caller asked for an async job (RFC 7240 `Prefer: respond-async`). */
-export const prefersAsync = (request: HttpServerRequest.HttpServerRequest) =>
-  (request.headers["prefer"] ?? "").split(",").some((token) => token.trim().toLowerCase() === "respond-async")
 
 /** The `:id` path parameter. */
 const idParam = Effect.map(HttpRouter.params, (params) => ({ id: params["id"] ?? "" }))

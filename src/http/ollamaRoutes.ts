@@ -6,48 +6,15 @@
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Ref, Runtime } from "effect"
-import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
-import { BadRequest } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
-import { AsyncJobs } from "../jobs/AsyncJobs.ts"
-import { Jobs } from "../jobs/Jobs.ts"
-import { type Priority, priorities } from "../scheduler/policy.ts"
 import type { VersionResponse } from "../target/schema.ts"
 import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import { readBody } from "./body.ts"
-import { accepted, prefersAsync } from "./jobsRoutes.ts"
-import { guard } from "./streams.ts"
+import { makeJobRoute, streamed } from "./jobRoute.ts"
 import { decodeJobRequest } from "./ollamaRequest.ts"
+import { guard } from "./streams.ts"
 import { ForemanRouter } from "./Router.ts"
-
-/** The request header that sets a job's priority class. */
-export const priorityHeader = "x-foreman-priority"
-
-/** The priority of a request: its header if any, else the default for its kind. */
-export const priorityOf = (request: HttpServerRequest.HttpServerRequest, fallback: Priority) => {
-  const header = request.headers[priorityHeader]
-  if (header === undefined || header === "") return Effect.succeed(fallback)
-  const value = header.trim().toLowerCase()
-  return (priorities as ReadonlyArray<string>).includes(value)
-    ? Effect.succeed(value as Priority)
-    : Effect.fail(
-      new BadRequest({ message: `invalid X-Foreman-Priority "${header}": expected one of ${priorities.join(", ")}` })
-    )
-}
-
-/**
- * The response for a target's answer: bytes at once, or a stream piped as it comes (Node
- * streams end to end, see `streams.ts`).
- */
-export const streamed = (
-  response: { readonly status: number; readonly contentType: string | undefined; readonly body: Readable | Uint8Array }
-) => {
-  const options = { status: response.status, ...(response.contentType === undefined ? {} : { contentType: response.contentType }) }
-  return response.body instanceof Uint8Array
-    ? HttpServerResponse.uint8Array(response.body, options)
-    : HttpServerResponse.raw(response.body, options)
-}
 
 const json = (body: unknown) => HttpServerResponse.unsafeJson(body, { contentType: "application/json; charset=utf-8" })
 
@@ -55,25 +22,13 @@ export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
     const inventory = yield* Inventory
-    const jobs = yield* Jobs
-    const asyncJobs = yield* AsyncJobs
     const target = yield* TargetClient
     const lastVersion = yield* Ref.make(Option.none<VersionResponse>())
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
 
+    const jobRoute = yield* makeJobRoute
     const job = (endpoint: JobEndpoint) =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        const priority = yield* priorityOf(request, "interactive")
-        const body = yield* readBody(config.maxBodySize)
-        const decoded = yield* decodeJobRequest(endpoint, body)
-        if (prefersAsync(request)) {
-          // The same request, turned into an async job: 202 now, the result at its Location.
-          const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
-          return accepted(yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority: asyncPriority }))
-        }
-        return streamed(yield* jobs.run({ endpoint, kind: endpoint, model: decoded.model, body, priority }))
-      })
+      jobRoute({ endpoint, kind: endpoint, decode: (bytes) => decodeJobRequest(endpoint, bytes) })
 
     /** Passes a model-management call through, then refreshes the inventory once it ends. */
     const manage = (method: "POST" | "DELETE", path: string) =>
