@@ -4,6 +4,15 @@
  */
 import { Schema } from "effect"
 
+/** A transport failure as one line of text: its code, its message, and what caused it. */
+export const describeCause = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  const code = (cause as { code?: unknown }).code
+  const inner = (cause as { cause?: unknown }).cause
+  const base = typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
+  return inner !== undefined && inner !== cause ? `${base} (${describeCause(inner)})` : base
+}
+
 /** The target could not be reached: refused, reset, DNS failure, connect timeout. */
 export class TargetUnreachable extends Schema.TaggedError<TargetUnreachable>()("TargetUnreachable", {
   url: Schema.String,

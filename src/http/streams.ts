@@ -5,18 +5,13 @@
  */
 import { Effect } from "effect"
 import { PassThrough, type Readable } from "node:stream"
+import { describeCause } from "../Errors.ts"
 
 /** How a passed-through body ended. */
 export type Ending =
   | { readonly _tag: "Done" }
   | { readonly _tag: "Failed"; readonly message: string }
   | { readonly _tag: "Cancelled" }
-
-export const describeError = (error: unknown): string => {
-  if (!(error instanceof Error)) return String(error)
-  const code = (error as { code?: unknown }).code
-  return typeof code === "string" && !error.message.includes(code) ? `${code}: ${error.message}` : error.message
-}
 
 /**
  * `source`, piped into a new stream for the caller's response. `onEnd` is called exactly
@@ -42,7 +37,7 @@ export const guard = (
   source.once("end", () => end({ _tag: "Done" }))
   source.once("error", (error) => {
     source.unpipe(out)
-    const message = describeError(error)
+    const message = describeCause(error)
     end({ _tag: "Failed", message })
     if (options.lastWords === undefined) out.destroy(error)
     else out.end(options.lastWords(message))

@@ -6,7 +6,7 @@
  */
 import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queue, Runtime, Schedule } from "effect"
 import { ForemanConfig } from "../Config.ts"
-import { JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
+import { describeCause, JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { JobInfo } from "../plugin/Events.ts"
 import type { Priority } from "../scheduler/policy.ts"
@@ -14,7 +14,7 @@ import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
-import { describeError, readAll } from "../http/streams.ts"
+import { readAll } from "../http/streams.ts"
 import { Jobs, retrySchedule, unreachableSchedule } from "./Jobs.ts"
 import * as Report from "./report.ts"
 
@@ -162,7 +162,7 @@ export const make = Effect.gen(function*() {
         const bytes = yield* readAll(upstream.body, {
           onError: (error): AttemptFailure => ({
             _tag: "Failed",
-            message: `the target failed mid-way: ${describeError(error)}`,
+            message: `the target failed mid-way: ${describeCause(error)}`,
             retryable: true
           })
         })

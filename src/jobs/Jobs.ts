@@ -6,9 +6,9 @@
 import { Clock, Context, Duration, Effect, Exit, Layer, Option, Runtime, Schedule, Scope } from "effect"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
-import { ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
+import { describeCause, ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { missingModelError } from "../http/ollamaRequest.ts"
-import { describeError, guard, readAll } from "../http/streams.ts"
+import { guard, readAll } from "../http/streams.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
@@ -165,7 +165,7 @@ export const make = Effect.gen(function*() {
         // One JSON body (`stream: false`, embeddings): read whole, then answered at once, as
         // Ollama answers it. Cheaper than a pipe, and a failure mid-way can still get a
         // proper error status, as Ollama gives it.
-        const read = yield* readAll(upstream.body, { onError: describeError }).pipe(
+        const read = yield* readAll(upstream.body, { onError: describeCause }).pipe(
           Effect.either,
           Effect.onInterrupt(() =>
             Scope.close(scope, Exit.void).pipe(Effect.zipRight(finish("cancelled", startedAt, "caller went away")))

@@ -10,7 +10,7 @@ import type * as Undici from "@effect/platform-node/Undici"
 import { Context, Duration, Effect, Layer, Option, Schema, type Stream } from "effect"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
-import { RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
+import { describeCause, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "./schema.ts"
 
 /** The four inference routes that become jobs. */
@@ -66,16 +66,6 @@ export class TargetClient extends Context.Tag("foreman/TargetClient")<TargetClie
 /** Metadata calls (tags, ps, version) answer in milliseconds; a target that takes longer is not serving. */
 const metadataTimeout = Duration.seconds(15)
 
-const describe = (cause: unknown): string => {
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code
-    const inner = (cause as { cause?: unknown }).cause
-    const base = typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
-    return inner !== undefined && inner !== cause ? `${base} (${describe(inner)})` : base
-  }
-  return String(cause)
-}
-
 /** The error text of a non-2xx answer: the body's `error` (either dialect), or the raw body (gin's plain-text 404/405). */
 const errorText = (text: string): string => {
   try {
@@ -89,7 +79,7 @@ export const make = Effect.gen(function*() {
   const config = yield* ForemanConfig
   const http = yield* HttpClient.HttpClient
   const url = config.target
-  const unreachable = (cause: unknown) => new TargetUnreachable({ url, message: describe(cause) })
+  const unreachable = (cause: unknown) => new TargetUnreachable({ url, message: describeCause(cause) })
 
   const send = (request: HttpClientRequest.HttpClientRequest) =>
     http.execute(request).pipe(
