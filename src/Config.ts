@@ -7,7 +7,15 @@
  */
 import * as os from "node:os"
 import * as path from "node:path"
-import { Config, ConfigError, Context, Duration, Either, Layer, LogLevel, Option, Record } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Record from "effect/Record"
 
 export interface ForemanSettings {
   /** Base URL of the Ollama server, normalised without a trailing slash. */

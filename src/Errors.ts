@@ -2,7 +2,7 @@
  * The expected failures of foreman. Each carries what a caller needs to understand it; the
  * HTTP layer (`src/http/errors.ts`) is the one place that turns them into responses.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** A transport failure as one line of text: its code, its message, and what caused it. */
 export const describeCause = (cause: unknown): string => {

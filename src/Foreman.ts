@@ -3,10 +3,14 @@
  * server, needing only a config, an `HttpClient` and an `HttpServer` from the runtime.
  * The command line (`bin.ts`) and library users both start from here.
  */
-import { FetchHttpClient, HttpServer } from "@effect/platform"
-import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Undici from "@effect/platform-node/Undici"
-import { Duration, Effect, Layer } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { ForemanConfig } from "./Config.ts"
 import * as Health from "./http/health.ts"

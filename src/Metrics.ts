@@ -3,7 +3,10 @@
  * only renders them, and an application embedding foreman reads the same values from
  * Effect's metric registry (`Metric.snapshot`).
  */
-import { Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
 
 /** Seconds, from 5 ms to ~20 min: queue waits and job durations both span that range. */
 const seconds = MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 18 })

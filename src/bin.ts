@@ -2,8 +2,10 @@
  * The command line: flags -> settings -> the whole broker, on Node or Deno. This is the
  * composition root, the one place that maps `--plugins` names to plugin layers.
  */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { run, StartupError } from "./cli.ts"
 import { ForemanConfig, type ForemanSettings } from "./Config.ts"
 import { FetchPlatformLive, ForemanLive, NodePlatformLive } from "./Foreman.ts"

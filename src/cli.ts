@@ -4,20 +4,23 @@
  * keys) in front of the current one (the environment), and `foremanConfig` is read through
  * that. So precedence is flag > env > default, and validation and defaults stay in Config.ts.
  */
-import { CliConfig, Command, HelpDoc, Options, Span, ValidationError } from "@effect/cli"
-import type { CliApp } from "@effect/cli"
-import {
-  Cause,
-  ConfigProvider,
-  Console,
-  Data,
-  Effect,
-  FiberRef,
-  HashSet,
-  Logger,
-  Option,
-  Record
-} from "effect"
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as Span from "@effect/cli/HelpDoc/Span"
+import * as ValidationError from "@effect/cli/ValidationError"
+import type * as CliApp from "@effect/cli/CliApp"
+import * as Cause from "effect/Cause"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Console from "effect/Console"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Record from "effect/Record"
 import packageJson from "../package.json" with { type: "json" }
 import { type ForemanSettings, foremanConfig, formatConfigError, settings } from "./Config.ts"
 

@@ -7,8 +7,9 @@
  * their lifetimes: on by default, they show a fiber leak) and, when foreman is embedded,
  * the application's own metrics. `make({ filter })` narrows that.
  */
-import { HttpServerResponse } from "@effect/platform"
-import { Effect, Metric } from "effect"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import { ForemanRouter, Plugin } from "../../src/index.ts"
 import { contentType, render, type RenderOptions } from "./prometheus.ts"
 

@@ -22,8 +22,11 @@
  * line saying so, rather than failing the scrape; the one kept is the first in order of
  * name, type, labels and description, so a scrape does not depend on the registry's order.
  */
-import { MetricKeyType, MetricState, Option } from "effect"
-import type { MetricKey, MetricPair } from "effect"
+import * as MetricKeyType from "effect/MetricKeyType"
+import * as MetricState from "effect/MetricState"
+import * as Option from "effect/Option"
+import type * as MetricKey from "effect/MetricKey"
+import type * as MetricPair from "effect/MetricPair"
 
 /** The `Content-Type` of the 0.0.4 text format. */
 export const contentType = "text/plain; version=0.0.4; charset=utf-8"

@@ -2,7 +2,8 @@
  * `GET /v1/models` and `GET /v1/models/{model}` from the cached inventory (ADR-0007,
  * reference §8.5/§8.6), so they answer while the target sleeps.
  */
-import { Either, Option } from "effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { BadRequest, ModelName, ModelNotFound, type TagModel } from "../../src/index.ts"
 
 /** OpenAI's model object. */

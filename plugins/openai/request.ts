@@ -9,7 +9,8 @@
  * case-insensitively, `null` leaves a field unset, the first type error in document order
  * is reported), then the native handler checks the model.
  */
-import { Either, Option } from "effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { BadRequest, decodeJobRequest, type JobEndpoint, ModelName, ModelNotFound } from "../../src/index.ts"
 
 /** The three job routes, with the Ollama route whose rules each follows. */

@@ -5,8 +5,9 @@
  * Whatever the target streams (SSE included, `data: [DONE]` and all) goes back chunk by
  * chunk. Every expected failure answers in OpenAI's error envelope.
  */
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
 import { type ForemanError, ForemanRouter, HttpErrors, Inventory, makeJobRoute } from "../../src/index.ts"
 import * as Models from "./models.ts"
 import * as Request from "./request.ts"

@@ -1,7 +1,8 @@
 /** Reading request bodies whole, within the configured size limit. */
-import { HttpServerRequest } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Effect, Stream } from "effect"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type { IncomingMessage } from "node:http"
 import { BadRequest, BodyTooLarge } from "../Errors.ts"
 import { readAll } from "./streams.ts"

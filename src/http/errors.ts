@@ -4,8 +4,10 @@
  * text in OpenAI's envelope (shared reference §8.1). Anything unexpected is a 500 whose
  * cause is logged, never leaked.
  */
-import { HttpServerResponse } from "@effect/platform"
-import { Cause, Duration, Effect } from "effect"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import type { ForemanError } from "../Errors.ts"
 
 export interface ErrorReply {

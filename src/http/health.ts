@@ -1,6 +1,8 @@
 /** `GET /foreman/health`: how foreman sees the target and its own queue. */
-import { HttpServerResponse } from "@effect/platform"
-import { DateTime, Effect, Option } from "effect"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { Inventory, isDegraded } from "../inventory/Inventory.ts"
 import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { Scheduler } from "../scheduler/Scheduler.ts"

@@ -3,8 +3,9 @@
  * or async (`Prefer: respond-async`: 202 now, the result at the job's Location). The
  * Ollama routes and the OpenAI plugin's routes are all this, with their own body checks.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"

@@ -2,8 +2,13 @@
  * The async jobs API (`/foreman/v1/jobs`): submit now, collect later. Errors use the Ollama
  * dialect (`{"error": ...}`) like the rest of foreman's own routes.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Duration, Effect, Option, Schema } from "effect"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { ForemanConfig, parseDuration } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
 import { AsyncJobs } from "../jobs/AsyncJobs.ts"

@@ -9,7 +9,11 @@
  * A port of Go's scanner runs only when that fails (or the body is not an object), to name
  * the error the way Go does.
  */
-import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 import { BadRequest, ModelNotFound } from "../Errors.ts"
 import * as ModelName from "../target/ModelName.ts"
 

@@ -4,8 +4,12 @@
  * (so they work while the target sleeps); `/api/show` and model management are passed
  * through, and model management is followed by an inventory refresh.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Option, Ref, Runtime } from "effect"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Runtime from "effect/Runtime"
 import { ForemanConfig } from "../Config.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { VersionResponse } from "../target/schema.ts"

@@ -3,8 +3,16 @@
  * (`errors.ts`) at the edge. Unknown paths answer 404 and known paths with the wrong method
  * 405, with Ollama's texts (as JSON error bodies, so every client can read them).
  */
-import { HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Chunk, Effect, Layer, Option } from "effect"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type { ForemanError } from "../Errors.ts"
 import * as HttpErrors from "./errors.ts"
 import { ForemanRouter } from "./Router.ts"

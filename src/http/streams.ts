@@ -3,7 +3,7 @@
  * what foreman must do when a body ends (free the job's slot, report it, add Ollama's error
  * line) hangs on the stream's events instead of an Effect `Stream` per request.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { PassThrough, type Readable } from "node:stream"
 import { describeCause } from "../Errors.ts"
 

@@ -5,7 +5,18 @@
  * up resumes dispatch). A failed poll keeps the last inventory: one failure never makes
  * foreman reject jobs wholesale.
  */
-import { Context, DateTime, Duration, Effect, FiberHandle, FiberSet, Layer, Metric, Option, Schedule, Stream, SubscriptionRef } from "effect"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberHandle from "effect/FiberHandle"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../Metrics.ts"
 import { Events } from "../plugin/Events.ts"

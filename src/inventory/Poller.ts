@@ -3,7 +3,9 @@
  * A failed poll also starts the inventory's recovery probe, which polls on a short backoff
  * until the target answers again.
  */
-import { Effect, Layer, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import { ForemanConfig } from "../Config.ts"
 import { Inventory } from "./Inventory.ts"
 

@@ -4,7 +4,17 @@
  * requests (priority `batch` by default), non-streaming, with its final body stored. Jobs
  * left queued or running by an earlier process are re-queued at start, in their order.
  */
-import { Clock, Context, Duration, Effect, FiberMap, Layer, Option, PubSub, Queue, Runtime, Schedule } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"

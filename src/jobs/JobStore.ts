@@ -2,7 +2,10 @@
  * Durable async jobs: the record kept for each, and the store that keeps them. The job is
  * written before the caller hears "202 Accepted", so an accepted job survives a restart.
  */
-import { Context, type Effect, type Option, Schema } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type { Priority } from "../scheduler/policy.ts"
 
 export const JobStatus = Schema.Literal("queued", "running", "succeeded", "failed", "cancelled")

@@ -3,7 +3,16 @@
  * queued, given a slot by the Scheduler, run at the target, retried while the target is
  * unreachable before the first byte (ADR-0004), and reported once when it finishes.
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Option, Runtime, Schedule, Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"

@@ -3,8 +3,11 @@
  * `SqlClient` in principle. A broken database is a defect: the jobs API answers 500 and
  * the log says why, rather than every caller handling storage errors.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Option, Schema } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { priorities } from "../scheduler/policy.ts"
 import { type JobRecord, JobStatus, JobStore, type JobStoreService } from "./JobStore.ts"
 import * as Migrator from "./sqlite/migrator.ts"

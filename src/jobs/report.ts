@@ -2,7 +2,8 @@
  * The one place a job's lifecycle is reported: the log line, the metrics and the events,
  * for sync and async jobs alike.
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Metrics from "../Metrics.ts"
 import { Events, type JobInfo } from "../plugin/Events.ts"
 import * as ModelName from "../target/ModelName.ts"

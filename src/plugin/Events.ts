@@ -4,7 +4,13 @@
  * best-effort: a subscriber that falls more than `capacity` events behind loses the oldest.
  * Figures that must be exact live in `Metrics.ts`, not here.
  */
-import { Context, Effect, Layer, PubSub, type Queue, type Scope, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 
 export interface JobInfo {
   readonly id: string

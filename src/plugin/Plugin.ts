@@ -10,7 +10,7 @@
  *     router.get("/hello", Effect.succeed(HttpServerResponse.text("hi")))))
  *   ForemanLive(Hello.layer)
  */
-import type { Layer } from "effect"
+import type * as Layer from "effect/Layer"
 import type { ForemanConfig } from "../Config.ts"
 import type { Inventory } from "../inventory/Inventory.ts"
 import type { AsyncJobs } from "../jobs/AsyncJobs.ts"

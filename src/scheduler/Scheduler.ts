@@ -8,7 +8,17 @@
  * job's fiber) releases it by closing its scope, also when interrupted (a caller that
  * disconnects).
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Metric, Option, Ref, type Scope, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../Metrics.ts"
 import { Events } from "../plugin/Events.ts"

@@ -4,7 +4,8 @@
  * source suffixes. Pure functions; they follow `types/model/name.go` and
  * `internal/modelref/modelref.go` of Ollama.
  */
-import { Either, Option } from "effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 
 /** A parsed model name with the defaults filled in; each part keeps the client's spelling. */
 export interface ModelName {

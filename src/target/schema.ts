@@ -3,7 +3,7 @@
  * every other field survives decoding (the index signature) because foreman serves these
  * bodies back to clients from its cache and clients rely on fields we do not model.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 const Loose = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 
