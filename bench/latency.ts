@@ -4,7 +4,7 @@
  * The figure is foreman minus direct per round, then the median over rounds, so drift of
  * the (shared, noisy) machine during the run cancels out.
  *
- * Every process is separate, as deployed: the fake (serve.ts), foreman (src/bin.ts, default
+ * Every process is separate, as deployed: the fake (serve.ts), foreman (bin/foreman-effect.js, default
  * settings: concurrency 1, log level info) and this client. So "direct" already pays one
  * loopback hop each way and foreman's figure is what it adds on top: its second hop, its
  * HTTP parsing and the job machinery. `/api/tags` and `/api/show` are measured the same way

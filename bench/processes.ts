@@ -1,5 +1,5 @@
 /**
- * Child processes of the overhead benchmarks: foreman as users run it (`src/bin.ts`), the
+ * Child processes of the overhead benchmarks: foreman as users run it (`bin/foreman-effect.js`), the
  * servers it is compared with (`serve.ts`) and the load generator (`load.ts`). Separate
  * processes so that the process under test has its own event loop, as in production, and
  * its RSS is its own. Every child is killed when the benchmark process exits, whatever
@@ -85,8 +85,16 @@ export interface ForemanProcess extends Child {
   readonly stderr: () => string
 }
 
+/** The entry `npx foreman-effect` runs, and the Node flags its `#!` line passes. */
+const entry = "bin/foreman-effect.js"
+export const entryNodeFlags = (): ReadonlyArray<string> => {
+  const shebang = readFileSync(join(root, entry), "utf8").split("\n")[0]!
+  return shebang.split(/\s+/).filter((word) => word.startsWith("--"))
+}
+
 /**
- * `node src/bin.ts --target <target> --port 0 --plugins none --log-format json ...extra`.
+ * foreman as `npx foreman-effect` runs it (`node <flags of its #! line> bin/foreman-effect.js`)
+ * with `--target <target> --port 0 --plugins none --log-format json ...extra`.
  * Its log (one line per job at the default level) goes to a temporary file, not a pipe:
  * Node writes to a pipe synchronously, so a busy benchmark process slow to drain it would
  * stall foreman and the stall would be charged to foreman.
@@ -99,12 +107,16 @@ export const startForeman = async (
   options: { readonly nodeArgs?: ReadonlyArray<string> } = {}
 ): Promise<ForemanProcess> => {
   const profile = process.env.BENCH_CPU_PROF
-  const nodeArgs = [...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []), ...(options.nodeArgs ?? [])]
+  const nodeArgs = [
+    ...entryNodeFlags(),
+    ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []),
+    ...(options.nodeArgs ?? [])
+  ]
   const args = ["--target", target, "--port", "0", "--plugins", "none", "--log-format", "json", ...extra]
   const dir = tempDir("foreman-bench-log-")
   const logFile = join(dir, "foreman.log")
   const log = openSync(logFile, "w")
-  const child = spawn(nodeBin, [...nodeArgs, "src/bin.ts", ...args], { cwd: root, stdio: ["ignore", log, "pipe"] })
+  const child = spawn(nodeBin, [...nodeArgs, entry, ...args], { cwd: root, stdio: ["ignore", log, "pipe"] })
   closeSync(log)
   children.add(child)
   let stderr = ""

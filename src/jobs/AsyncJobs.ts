@@ -141,14 +141,20 @@ export const make = Effect.gen(function*() {
 
   /**
    * One run at the target: the final body, or why not. The ticket is the job's one place
-   * in the queue, kept across attempts. An async job was accepted when it was stored, so
-   * --max-queue (back-pressure for callers holding a connection) never refuses it: its
-   * ticket goes in marked as a retry.
+   * in the queue, kept across attempts. The first attempt runs on the slot the queue
+   * granted the job (see `start`); a retry queues again for one. An async job was accepted
+   * when it was stored, so --max-queue (back-pressure for callers holding a connection)
+   * never refuses it: its ticket goes in marked as a retry.
    */
-  const attempt = (job: JobRecord, ticket: Ticket, progress: Progress) =>
+  const attempt = (job: JobRecord, ticket: Ticket, progress: Progress, slot: { granted: boolean }) =>
     Effect.scoped(
       Effect.gen(function*() {
-        yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }).pipe(Effect.orDie)
+        if (slot.granted) {
+          slot.granted = false
+          yield* Effect.addFinalizer(() => scheduler.release(job.id))
+        } else {
+          yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }).pipe(Effect.orDie)
+        }
         yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
         const upstream = yield* target.job(job.endpoint, encoder.encode(job.body)).pipe(
           // No time limit was given (async jobs wait as long as their TTL allows).
@@ -183,15 +189,19 @@ export const make = Effect.gen(function*() {
       Effect.retry({ schedule: unreachableSchedule, while: (failure) => failure._tag === "Unreachable" })
     )
 
-  /** Runs a job to its end: retried on the backoff schedule while it can be, expired past its TTL. */
+  /**
+   * Runs a job granted a slot to its end: retried on the backoff schedule while it can be,
+   * expired past its TTL.
+   */
   const run = (job: JobRecord, ticket: Ticket) =>
     Effect.gen(function*() {
+      const slot = { granted: true }
       const now = yield* Clock.currentTimeMillis
       // Failures the target caused count against --max-attempts; an unreachable target
       // does not (the job never reached it).
       let failures = job.attempts
       const progress: Progress = { attempts: job.attempts, startedAt: undefined }
-      const outcome = yield* attempt(job, ticket, progress).pipe(
+      const outcome = yield* attempt(job, ticket, progress, slot).pipe(
         Effect.tapError((failure) =>
           Effect.gen(function*() {
             yield* store.requeue(job.id)
@@ -231,15 +241,69 @@ export const make = Effect.gen(function*() {
       }
     }).pipe(Effect.withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false }))
 
-  /** Takes the job's place in the queue now (so restored jobs keep their order), then runs it. */
+  const load = (id: string) =>
+    store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
+
+  /**
+   * Async jobs in the queue, by id: when each expires. Queued, a job is its queue entry and
+   * this, nothing more: no fiber until the queue grants it a slot, and its body stays in
+   * the store until then (bodies of images run to megabytes).
+   */
+  const queued = new Map<string, number>()
+
+  /**
+   * Takes the job's place in the queue now (so restored jobs keep their order). When the
+   * slot is granted, the job is read back from the store and run on the layer's runtime:
+   * a queued job must not keep the submitting request's objects alive for hours.
+   */
   const start = (job: JobRecord) =>
     scheduler.ticket(Option.getOrElse(ModelName.keyOf(job.model), () => job.model.toLowerCase()), job.priority, {
       id: job.id,
       enqueuedAt: job.createdAt
-    }).pipe(Effect.flatMap((ticket) => FiberMap.set(runners, job.id, runFork(run(job, ticket)))))
+    }).pipe(Effect.flatMap(enqueue))
 
-  const load = (id: string) =>
-    store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
+  /** Only the ticket is kept while queued (not the record, whose body may be megabytes). */
+  const enqueue = (ticket: Ticket) => {
+    const { id } = ticket
+    queued.set(id, ticket.enqueuedAt + ttl)
+    return scheduler.enqueue(
+      { ...ticket, attempts: ticket.attempts + 1 },
+      Effect.suspend(() => {
+        queued.delete(id)
+        const runner = store.get(id).pipe(
+          Effect.flatMap((stored) =>
+            // Cancelled between the grant and now: nothing to run.
+            Option.isSome(stored) && !finished(stored.value.status) ? run(stored.value, ticket) : Effect.void
+          ),
+          Effect.ensuring(scheduler.release(id))
+        )
+        return FiberMap.set(runners, id, runFork(runner))
+      })
+    )
+  }
+
+  /** Ends the queued jobs past their TTL (a granted job's runner keeps its own time). */
+  const expireQueued = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    // In arrival order, hence in expiry order: stop at the first still in time.
+    for (const [id, expiresAt] of queued) {
+      if (expiresAt > now) break
+      queued.delete(id)
+      if ((yield* scheduler.release(id)) !== "queued") continue
+      const message = `expired: not served within ${Duration.format(config.jobTtl)} (--job-ttl)`
+      if (!(yield* end(id, { status: "failed", at: now, error: message }))) continue
+      const job = yield* store.get(id)
+      if (Option.isNone(job)) continue
+      yield* report.finished(info(job.value), {
+        status: "expired",
+        enqueuedAt: job.value.createdAt,
+        startedAt: undefined,
+        at: now,
+        attempts: job.value.attempts,
+        error: message
+      })
+    }
+  })
 
   // Jobs an earlier process accepted and did not finish: back in the queue, in their order.
   // A job that was running may have reached the target: that counts as an attempt.
@@ -248,6 +312,11 @@ export const make = Effect.gen(function*() {
     if (job.status === "running") yield* store.requeue(job.id)
     yield* start({ ...job, status: "queued", attempts })
   }
+
+  yield* expireQueued.pipe(
+    Effect.repeat(Schedule.spaced(Duration.min(Duration.seconds(1), Duration.times(config.jobTtl, 0.1)))),
+    Effect.forkScoped
+  )
 
   // Finished jobs are kept for --retention, then deleted.
   yield* Clock.currentTimeMillis.pipe(
@@ -300,7 +369,9 @@ export const make = Effect.gen(function*() {
       // Ending it first makes the runner's own ending a no-op; then stop the runner
       // (a queued job leaves the queue, a running one has its upstream request aborted).
       const cancelled = yield* end(id, { status: "cancelled", at })
+      queued.delete(id)
       yield* FiberMap.remove(runners, id)
+      yield* scheduler.release(id)
       if (!cancelled) return yield* load(id).pipe(Effect.flatMap((now) => new JobConflict({ id, status: now.status })))
       const after = yield* load(id)
       yield* report.finished(info(after), {

@@ -17,7 +17,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../Metrics.ts"
@@ -38,7 +38,8 @@ export const assumedKeepAlive = Duration.minutes(5)
 
 interface Entry {
   readonly ticket: Ticket
-  readonly granted: Deferred.Deferred<void>
+  /** Runs when the slot is granted, in the fiber that dispatched it: it must not block. */
+  readonly grant: Effect.Effect<void>
 }
 
 interface State {
@@ -83,6 +84,19 @@ export interface SchedulerService {
    * refused for a full queue: it was accepted once.
    */
   readonly acquire: (ticket: Ticket, within?: number) => Effect.Effect<void, QueueFull | RequestTimeout, Scope.Scope>
+  /**
+   * Queues a ticket with no fiber waiting on it: an async job may wait for hours, and
+   * 10 000 of them should cost their queue entries, not 10 000 suspended fibers.
+   * `onGrant` runs when the slot is granted, in the fiber that dispatched it, so it must
+   * not block (it forks the job's work). The slot is then held until `release(ticket.id)`.
+   * Never refused for a full queue (the job was accepted when it was stored).
+   */
+  readonly enqueue: (ticket: Ticket, onGrant: Effect.Effect<void>) => Effect.Effect<void>
+  /**
+   * Takes the ticket out of the queue, or frees its slot, whichever it holds (idempotent):
+   * what it held.
+   */
+  readonly release: (id: string) => Effect.Effect<"queued" | "running" | "none">
   readonly stats: Effect.Effect<QueueStats>
   /**
    * A waiting job's place: 1 + the jobs ahead of it by priority class and arrival. The
@@ -130,7 +144,7 @@ export const make = (policy: Policy) =>
     const leave = (id: string) =>
       Clock.currentTimeMillis.pipe(
         Effect.flatMap((now) =>
-          Ref.modify(state, (s): readonly [Effect.Effect<void>, State] => {
+          Ref.modify(state, (s): readonly [Effect.Effect<"queued" | "running" | "none">, State] => {
             const ticket = s.running.get(id)
             if (ticket !== undefined) {
               const running = new Map(s.running)
@@ -138,32 +152,42 @@ export const make = (policy: Policy) =>
               // The target keeps the model it just ran (until `/api/ps` says otherwise).
               const lastRun = new Map(s.lastRun)
               lastRun.set(ticket.model, now + keepAlive)
-              return [Metric.incrementBy(Metrics.jobsRunning, -1), { ...s, running, lastRun }]
+              return [Metric.incrementBy(Metrics.jobsRunning, -1).pipe(Effect.as("running")), { ...s, running, lastRun }]
             }
             const left = s.waiting.find((entry) => entry.ticket.id === id)
-            if (left === undefined) return [Effect.void, s]
-            return [depth(left.ticket.priority, -1), { ...s, waiting: s.waiting.filter((entry) => entry !== left) }]
+            if (left === undefined) return [Effect.succeed("none"), s]
+            return [
+              depth(left.ticket.priority, -1).pipe(Effect.as("queued")),
+              { ...s, waiting: s.waiting.filter((entry) => entry !== left) }
+            ]
           })
         ),
         Effect.flatten,
-        Effect.zipRight(Effect.suspend(() => dispatch))
+        Effect.tap((held) => (held === "none" ? Effect.void : dispatch))
       )
 
-    const enqueue = (ticket: Ticket) =>
+    const enqueue = (ticket: Ticket, grant: Effect.Effect<void>, refuseWhenFull: boolean) =>
       Effect.gen(function*() {
-        const granted = yield* Deferred.make<void>()
         const accepted = yield* Ref.modify(state, (s) => {
-          if (ticket.attempts === 0 && s.waiting.length >= config.maxQueue) return [false, s]
-          return [true, { ...s, waiting: [...s.waiting, { ticket, granted }] }]
+          if (refuseWhenFull && s.waiting.length >= config.maxQueue) return [false, s]
+          return [true, { ...s, waiting: [...s.waiting, { ticket, grant }] }]
         })
         if (!accepted) return yield* new QueueFull({ limit: config.maxQueue })
         yield* depth(ticket.priority, 1)
         yield* dispatch
-        return granted
       })
 
     const acquire = (ticket: Ticket, within?: number) =>
-      Effect.acquireRelease(enqueue(ticket), () => leave(ticket.id)).pipe(
+      // The release goes straight into the scope: `acquireRelease` would also diff and
+      // restore every fiber ref around it, a measurable share of a job's cost.
+      Effect.uninterruptible(Effect.scopeWith((scope) =>
+        Effect.gen(function*() {
+          const granted = yield* Deferred.make<void>()
+          yield* enqueue(ticket, Deferred.succeed(granted, undefined), ticket.attempts === 0)
+          yield* Scope.addFinalizer(scope, leave(ticket.id))
+          return granted
+        })
+      )).pipe(
         Effect.flatMap((granted) =>
           // Granted on arrival (a free slot): no timer to arm, no fiber to race.
           Deferred.isDone(granted).pipe(Effect.flatMap((done) =>
@@ -240,7 +264,7 @@ export const make = (policy: Policy) =>
           )
           yield* events.publish({ _tag: "ModelSwapped", jobId: job.id, to: job.model, from: picked.from, at: now })
         }
-        yield* Deferred.succeed(picked.entry.granted, undefined)
+        yield* picked.entry.grant
       }
     })
 
@@ -292,7 +316,14 @@ export const make = (policy: Policy) =>
         return Option.some(ahead + 1)
       }))
 
-    return Scheduler.of({ ticket, acquire, stats, position })
+    return Scheduler.of({
+      ticket,
+      acquire,
+      enqueue: (ticket, onGrant) => enqueue(ticket, onGrant, false).pipe(Effect.orDie),
+      release: leave,
+      stats,
+      position
+    })
   })
 
 export const layer = Layer.scoped(Scheduler, make(swapAware))
