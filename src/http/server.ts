@@ -3,6 +3,7 @@
  * (`errors.ts`) at the edge. Unknown paths answer 404 and known paths with the wrong method
  * 405, with Ollama's texts (as JSON error bodies, so every client can read them).
  */
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -72,9 +73,24 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
           return yield* HttpErrors.defect(cause)
         })
       ),
-      HttpMiddleware.cors({ allowedOrigins: isAllowedOrigin })
+      corsForBrowsers
     )
   })
+
+const cors = HttpMiddleware.cors({ allowedOrigins: isAllowedOrigin })
+
+/**
+ * CORS for browsers only: a request without an `Origin` header (every non-browser client)
+ * gets no CORS headers from the middleware anyway, so it skips it and its per-request
+ * response hook.
+ */
+const corsForBrowsers = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
+  const withCors = cors(app)
+  return Effect.flatMap(
+    HttpServerRequest.HttpServerRequest,
+    (request) => (request.method === "OPTIONS" || request.headers["origin"] !== undefined ? withCors : app)
+  )
+}
 
 /** Serves the ForemanRouter's routes on the HttpServer the runtime provides. */
 export const layer = ForemanRouter.unwrap((router) =>

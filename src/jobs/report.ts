@@ -13,6 +13,20 @@ import * as ModelName from "../target/ModelName.ts"
  * `llama3.2` and `llama3.2:latest` count as one series.
  */
 export const modelLabel = (model: string): string => {
+  let label = labels.get(model)
+  if (label === undefined) {
+    // Bounded: names are whatever callers send.
+    if (labels.size >= 1_000) labels.clear()
+    label = labelOf(model)
+    labels.set(model, label)
+  }
+  return label
+}
+
+/** Labels by name as sent: parsing a model name on every job costs more than the lookup. */
+const labels = new Map<string, string>()
+
+const labelOf = (model: string): string => {
   const source = ModelName.source(model)
   // Cloud names are the target's (ollama.com's) business: kept as sent.
   if (source._tag === "Left" || source.right.source === "cloud") return model

@@ -23,7 +23,7 @@ import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../Metrics.ts"
 import { Events } from "../plugin/Events.ts"
 import { QueueFull, RequestTimeout } from "../Errors.ts"
-import { Inventory } from "../inventory/Inventory.ts"
+import { Inventory, type InventoryState } from "../inventory/Inventory.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { isSwap, type Policy, type Priority, priorities, type Residency, residentModels, swapAware, type Waiting } from "./policy.ts"
 
@@ -210,18 +210,25 @@ export const make = (policy: Policy) =>
         maxLoaded: config.maxLoadedModels
       })
 
-    const psResidency = Effect.map(inventory.get, (target) => ({
-      reachable: target.reachable,
-      ps: target.resident.flatMap((m): Array<Residency> =>
-        Option.match(ModelName.keyOf(m.model ?? m.name), {
-          onNone: () => [],
-          onSome: (model) => {
-            const expiresAt = m.expires_at === undefined ? Number.NaN : Date.parse(m.expires_at)
-            return [{ model, expiresAt: Number.isNaN(expiresAt) ? Number.POSITIVE_INFINITY : expiresAt }]
-          }
-        })
-      )
-    }))
+    /** The target's residency by `/api/ps`, worked out once per inventory snapshot. */
+    let psOf: { readonly of: InventoryState; readonly reachable: boolean; readonly ps: ReadonlyArray<Residency> } | undefined
+    const psResidency = Effect.map(inventory.get, (target) => {
+      if (psOf?.of === target) return psOf
+      psOf = {
+        of: target,
+        reachable: target.reachable,
+        ps: target.resident.flatMap((m): Array<Residency> =>
+          Option.match(ModelName.keyOf(m.model ?? m.name), {
+            onNone: () => [],
+            onSome: (model) => {
+              const expiresAt = m.expires_at === undefined ? Number.NaN : Date.parse(m.expires_at)
+              return [{ model, expiresAt: Number.isNaN(expiresAt) ? Number.POSITIVE_INFINITY : expiresAt }]
+            }
+          })
+        )
+      }
+      return psOf
+    })
 
     /** Grants slots while the policy picks jobs; returns when it picks none. */
     const dispatch = Effect.gen(function*() {
