@@ -193,5 +193,27 @@ describe("Scheduler", () => {
         batch: { waiting: 1, oldestWaitMs: 3_000 }
       })
     }))
-})
 
+  it.scoped("a job queued with no fiber: its start runs on the grant, holds the slot until released; release withdraws a queued one", () =>
+    Effect.gen(function*() {
+      const { job, scheduler } = yield* setup({ maxQueue: 1 })
+      const first = yield* job(A, "interactive", "1 minute")
+      const granted = yield* Ref.make<ReadonlyArray<string>>([])
+      const grant = (id: string) => Ref.update(granted, (ids) => [...ids, id])
+      const b = yield* scheduler.ticket(B, "batch")
+      const c = yield* scheduler.ticket(A, "batch")
+      // Never refused for a full queue (--max-queue 1): the job was accepted when stored.
+      yield* scheduler.enqueue(b, grant(b.id))
+      yield* scheduler.enqueue(c, grant(c.id))
+      expect(yield* scheduler.stats).toMatchObject({ waiting: 2, running: 1 })
+      expect(yield* scheduler.release(c.id)).toBe("queued")
+      expect(yield* scheduler.release(c.id)).toBe("none")
+      expect(yield* Ref.get(granted)).toEqual([])
+      // The running job ends: B's start runs, and B holds the slot with no fiber of its own.
+      yield* Fiber.interrupt(first.fiber)
+      expect(yield* Ref.get(granted)).toEqual([b.id])
+      expect(yield* scheduler.stats).toMatchObject({ waiting: 0, running: 1 })
+      expect(yield* scheduler.release(b.id)).toBe("running")
+      expect(yield* scheduler.stats).toMatchObject({ waiting: 0, running: 0 })
+    }))
+})

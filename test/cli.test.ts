@@ -234,6 +234,20 @@ describe("src/bin.ts as a process", () => {
     )
   })
 
+  it("the entry npx runs is an executable whose #! line starts Node with its flags", () => {
+    // As npx runs it: the file itself, with the project's Node first on PATH.
+    const result = spawnSync(path.join(root, "bin/foreman-effect.js"), ["--version"], {
+      cwd: root,
+      env: { ...process.env, PATH: `${path.join(root, "node_modules/.bin")}${path.delimiter}${process.env.PATH ?? ""}` },
+      encoding: "utf8",
+      timeout: 20_000
+    })
+    expect(result.error).toBeUndefined()
+    expect(result.stderr).toBe("")
+    expect(result.stdout).toContain(packageJson.version)
+    expect(result.status).toBe(0)
+  })
+
   it("an unknown flag exits non-zero with exactly one line on stderr", () => {
     const result = bin("--bogus")
     expect(result.status).toBe(1)
