@@ -145,6 +145,7 @@ export const memory: Benchmark = {
       const healthStart = performance.now()
       const before = await health(foreman.url)
       const healthMs = performance.now() - healthStart
+      await sleep(SETTLE_MS)
       const queued = await reading(foreman.pid, v8)
       // What the queue itself keeps alive, apart from the submissions' garbage.
       await v8.collectGarbage()
@@ -242,7 +243,7 @@ export const memory: Benchmark = {
         "of foreman CPU per job).",
         "",
         "RSS: VmRSS of `/proc/<pid>/status` (its anonymous and file-backed parts alongside), median of 5 samples " +
-        `200 ms apart; idle and drained readings after ${SETTLE_MS / 1000} s of quiet. Heap: V8's \`Runtime.getHeapUsage\` ` +
+        `200 ms apart; idle, queued and drained readings each after ${SETTLE_MS / 1000} s of quiet. Heap: V8's \`Runtime.getHeapUsage\` ` +
         "over the inspector (in use, garbage not yet collected included; and the heap's size).",
         "",
         table(["foreman", "RSS", "anonymous", "file-backed", "V8 heap in use", "V8 heap size"], [

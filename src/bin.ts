@@ -2,11 +2,13 @@
  * The command line: flags -> settings -> the whole broker, on Node or Deno. This is the
  * composition root, the one place that maps `--plugins` names to plugin layers.
  */
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { run, StartupError } from "./cli.ts"
+import * as Compaction from "./compaction.ts"
 import { ForemanConfig, type ForemanSettings } from "./Config.ts"
 import { FetchPlatformLive, ForemanLive, NodePlatformLive } from "./Foreman.ts"
 import type { Plugin } from "./plugin/Plugin.ts"
@@ -30,12 +32,16 @@ const launch = (settings: ForemanSettings) =>
     // Deno has no undici: there the platform's fetch talks to the target.
     const platform = "Deno" in globalThis ? FetchPlatformLive : NodePlatformLive
     return yield* Layer.launch(
-      ForemanLive(Layer.mergeAll(Layer.empty, ...selected)).pipe(
+      // Built last: its first collection runs once foreman is listening.
+      Compaction.layer().pipe(
+        Layer.provideMerge(ForemanLive(Layer.mergeAll(Layer.empty, ...selected))),
         Layer.provide(platform),
         Layer.provide(ForemanConfig.make(settings)),
-        // The command line has no tracer to export spans to: they would only cost time.
-        // (An application embedding foreman keeps Effect's default and its own tracer.)
-        Layer.provide(Layer.setTracerEnabled(false))
+        // The command line has no tracer to export spans to: they would only cost time, in
+        // foreman and in the HTTP server's own per-request span (URL parse, header
+        // redaction). An application embedding foreman keeps Effect's defaults and its tracer.
+        Layer.provide(Layer.setTracerEnabled(false)),
+        HttpMiddleware.withTracerDisabledWhen(() => true)
       )
     )
   })

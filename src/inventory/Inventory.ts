@@ -24,6 +24,7 @@ import type { TargetError, TargetUnreachable } from "../Errors.ts"
 import * as ModelName from "../target/ModelName.ts"
 import type { PsModel, TagModel } from "../target/schema.ts"
 import { TargetClient } from "../target/TargetClient.ts"
+import { withSpan } from "../tracing.ts"
 
 export interface InventoryState {
   /** `/api/tags` entries from the last successful poll, as the target sent them. */
@@ -229,7 +230,7 @@ export const make = Effect.gen(function*() {
       // The target cannot be asked. With a last-known inventory, that inventory decides
       // (ADR-0007); with none at all, let the job wait for the target to decide.
       return Option.isSome(cached.lastSuccessAt) ? "missing" as const : "unknown" as const
-    }).pipe(Effect.withSpan("Inventory.lookup", { captureStackTrace: false }))
+    }).pipe(withSpan("Inventory.lookup", { captureStackTrace: false }))
 
   return Inventory.of({
     get: SubscriptionRef.get(ref),

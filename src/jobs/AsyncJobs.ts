@@ -27,6 +27,7 @@ import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from
 import { readAll } from "../http/streams.ts"
 import { Jobs, retrySchedule, unreachableSchedule } from "./Jobs.ts"
 import * as Report from "./report.ts"
+import { withSpan } from "../tracing.ts"
 
 export interface Submission {
   /** The target path the job calls: an Ollama route, or e.g. `/v1/chat/completions`. */
@@ -239,7 +240,7 @@ export const make = Effect.gen(function*() {
         yield* end(job.id, { status: "failed", at, error: message })
         yield* report.finished(info(job), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
       }
-    }).pipe(Effect.withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false }))
+    }).pipe(withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false }))
 
   const load = (id: string) =>
     store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
@@ -344,7 +345,7 @@ export const make = Effect.gen(function*() {
       yield* report.queued(info(job), job.createdAt)
       yield* start(job)
       return yield* view(job)
-    }).pipe(Effect.withSpan("AsyncJobs.submit", { captureStackTrace: false }))
+    }).pipe(withSpan("AsyncJobs.submit", { captureStackTrace: false }))
 
   const await_ = (id: string, wait: Duration.Duration) =>
     Effect.scoped(

@@ -25,6 +25,7 @@ import type { JobInfo } from "../plugin/Events.ts"
 import * as ModelName from "../target/ModelName.ts"
 import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import * as Report from "./report.ts"
+import { withSpan } from "../tracing.ts"
 
 export interface JobSpec {
   /** The target path the job calls: an Ollama route, or e.g. `/v1/chat/completions`. */
@@ -203,7 +204,7 @@ export const make = Effect.gen(function*() {
           )
       })
       return { status: upstream.status, contentType: upstream.contentType, body } satisfies Started
-    }).pipe(Effect.withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model }, captureStackTrace: false }))
+    }).pipe(withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model }, captureStackTrace: false }))
 
   /** Rejects a model the target does not have, before anything is queued. */
   const checkModel = (spec: Pick<JobSpec, "kind" | "model">) =>

@@ -16,7 +16,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { ForemanConfig } from "../Config.ts"
@@ -38,16 +39,23 @@ export const assumedKeepAlive = Duration.minutes(5)
 
 interface Entry {
   readonly ticket: Ticket
-  /** Runs when the slot is granted, in the fiber that dispatched it: it must not block. */
-  readonly grant: Effect.Effect<void>
+  /** A caller's fiber waiting for the grant (`acquire`)... */
+  readonly granted?: Deferred.Deferred<void>
+  /** ...or what to run when it is granted (`enqueue`), in the fiber that dispatched it. */
+  readonly onGrant?: Effect.Effect<void>
 }
 
+/**
+ * The queue and the slots. Mutable, and changed only in synchronous steps (each grant,
+ * arrival or release is one step: nothing can interleave within it on one thread), which
+ * costs a fraction of copying an immutable state through a `Ref` on every change.
+ */
 interface State {
-  readonly waiting: ReadonlyArray<Entry>
-  readonly running: ReadonlyMap<string, Ticket>
+  readonly waiting: Array<Entry>
+  readonly running: Map<string, Ticket>
   /** Models foreman itself ran last, until when the target is assumed to keep them. */
-  readonly lastRun: ReadonlyMap<string, number>
-  readonly swaps: number
+  readonly lastRun: Map<string, number>
+  swaps: number
 }
 
 export interface WaitingGroup {
@@ -121,10 +129,9 @@ export const make = (policy: Policy) =>
     const depthGauges = Object.fromEntries(
       priorities.map((p) => [p, Metric.tagged(Metrics.queueDepth, "priority", p)])
     ) as Record<Priority, Metric.Metric.Gauge<number>>
-    const depth = (priority: Priority, by: number) => Metric.incrementBy(depthGauges[priority], by)
     const maxWait = Duration.toMillis(config.maxWait)
     const keepAlive = Duration.toMillis(assumedKeepAlive)
-    const state = yield* Ref.make<State>({ waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 })
+    const state: State = { waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 }
     let seq = 0
     /**
      * Since when the target has been serving. Waiting while it slept is not starvation:
@@ -133,6 +140,10 @@ export const make = (policy: Policy) =>
      * arrival order.
      */
     let servingSince = yield* Clock.currentTimeMillis
+    // Gauges updated in the synchronous steps (the effectful `Metric.incrementBy` would make
+    // every step an effect chain); they carry no fiber-level metric tags.
+    const depth = (priority: Priority, by: number) => depthGauges[priority].unsafeModify(by, [])
+    const runningBy = (by: number) => Metrics.jobsRunning.unsafeModify(by, [])
 
     const ticket = (model: string, priority: Priority, options?: { readonly id?: string; readonly enqueuedAt?: number }) =>
       Clock.currentTimeMillis.pipe(Effect.map((now): Ticket => {
@@ -142,52 +153,40 @@ export const make = (policy: Policy) =>
 
     /** Leaves the queue or frees the slot, whichever the ticket holds; idempotent. */
     const leave = (id: string) =>
-      Clock.currentTimeMillis.pipe(
-        Effect.flatMap((now) =>
-          Ref.modify(state, (s): readonly [Effect.Effect<"queued" | "running" | "none">, State] => {
-            const ticket = s.running.get(id)
-            if (ticket !== undefined) {
-              const running = new Map(s.running)
-              running.delete(id)
-              // The target keeps the model it just ran (until `/api/ps` says otherwise).
-              const lastRun = new Map(s.lastRun)
-              lastRun.set(ticket.model, now + keepAlive)
-              return [Metric.incrementBy(Metrics.jobsRunning, -1).pipe(Effect.as("running")), { ...s, running, lastRun }]
-            }
-            const left = s.waiting.find((entry) => entry.ticket.id === id)
-            if (left === undefined) return [Effect.succeed("none"), s]
-            return [
-              depth(left.ticket.priority, -1).pipe(Effect.as("queued")),
-              { ...s, waiting: s.waiting.filter((entry) => entry !== left) }
-            ]
-          })
-        ),
-        Effect.flatten,
-        Effect.tap((held) => (held === "none" ? Effect.void : dispatch))
-      )
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const ticket = state.running.get(id)
+        if (ticket !== undefined) {
+          state.running.delete(id)
+          // The target keeps the model it just ran (until `/api/ps` says otherwise).
+          state.lastRun.set(ticket.model, now + keepAlive)
+          runningBy(-1)
+          return Effect.as(dispatch, "running" as const)
+        }
+        const index = state.waiting.findIndex((entry) => entry.ticket.id === id)
+        if (index < 0) return Effect.succeed("none" as const)
+        depth(state.waiting[index]!.ticket.priority, -1)
+        state.waiting.splice(index, 1)
+        return Effect.as(dispatch, "queued" as const)
+      })
 
-    const enqueue = (ticket: Ticket, grant: Effect.Effect<void>, refuseWhenFull: boolean) =>
-      Effect.gen(function*() {
-        const accepted = yield* Ref.modify(state, (s) => {
-          if (refuseWhenFull && s.waiting.length >= config.maxQueue) return [false, s]
-          return [true, { ...s, waiting: [...s.waiting, { ticket, grant }] }]
-        })
-        if (!accepted) return yield* new QueueFull({ limit: config.maxQueue })
-        yield* depth(ticket.priority, 1)
-        yield* dispatch
+    const enqueue = (entry: Entry, refuseWhenFull: boolean) =>
+      Effect.suspend(() => {
+        if (refuseWhenFull && state.waiting.length >= config.maxQueue) return new QueueFull({ limit: config.maxQueue })
+        state.waiting.push(entry)
+        depth(entry.ticket.priority, 1)
+        return dispatch
       })
 
     const acquire = (ticket: Ticket, within?: number) =>
       // The release goes straight into the scope: `acquireRelease` would also diff and
       // restore every fiber ref around it, a measurable share of a job's cost.
-      Effect.uninterruptible(Effect.scopeWith((scope) =>
-        Effect.gen(function*() {
-          const granted = yield* Deferred.make<void>()
-          yield* enqueue(ticket, Deferred.succeed(granted, undefined), ticket.attempts === 0)
-          yield* Scope.addFinalizer(scope, leave(ticket.id))
-          return granted
-        })
-      )).pipe(
+      Effect.uninterruptible(Effect.scopeWith((scope) => {
+        const granted = Deferred.unsafeMake<void>(FiberId.none)
+        return enqueue({ ticket, granted }, ticket.attempts === 0).pipe(
+          Effect.zipRight(Scope.addFinalizer(scope, leave(ticket.id))),
+          Effect.as(granted)
+        )
+      })).pipe(
         Effect.flatMap((granted) =>
           // Granted on arrival (a free slot): no timer to arm, no fiber to race.
           Deferred.isDone(granted).pipe(Effect.flatMap((done) =>
@@ -202,10 +201,10 @@ export const make = (policy: Policy) =>
       )
 
     /** What the target holds now, by `/api/ps` and by what foreman ran last. */
-    const resident = (s: State, ps: ReadonlyArray<Residency>, now: number) =>
+    const resident = (ps: ReadonlyArray<Residency>, now: number) =>
       residentModels({
         ps,
-        lastRun: Array.from(s.lastRun, ([model, expiresAt]) => ({ model, expiresAt })),
+        lastRun: Array.from(state.lastRun, ([model, expiresAt]) => ({ model, expiresAt })),
         now,
         maxLoaded: config.maxLoadedModels
       })
@@ -230,50 +229,52 @@ export const make = (policy: Policy) =>
       return psOf
     })
 
-    /** Grants slots while the policy picks jobs; returns when it picks none. */
-    const dispatch = Effect.gen(function*() {
-      const target = yield* psResidency
-      if (!target.reachable) return
-      while (true) {
-        const now = yield* Clock.currentTimeMillis
-        const picked = yield* Ref.modify(state, (s): readonly [{ entry: Entry; swap: boolean; from: ReadonlyArray<string> } | undefined, State] => {
-          const running = Array.from(s.running.values(), (t) => t.model)
-          const residentNow = resident(s, target.ps, now)
+    /**
+     * Grants slots while the policy picks jobs, in one synchronous step; then runs what the
+     * grants need run (async jobs' starts, the log line and event of a model swap).
+     */
+    const dispatch: Effect.Effect<void> = Effect.flatMap(
+      Effect.zip(psResidency, Clock.currentTimeMillis),
+      ([target, now]) => {
+        if (!target.reachable || state.waiting.length === 0) return Effect.void
+        const after: Array<Effect.Effect<void>> = []
+        while (state.running.size < config.concurrency && state.waiting.length > 0) {
+          const running = Array.from(state.running.values(), (t) => t.model)
+          const residentNow = resident(target.ps, now)
           const input = {
-            waiting: s.waiting.map((e) => e.ticket),
+            waiting: state.waiting.map((e) => e.ticket),
             running,
             resident: residentNow,
-            freeSlots: config.concurrency - s.running.size,
+            freeSlots: config.concurrency - state.running.size,
             now,
             // No job can be overdue before the target has served for max-wait since waking.
             maxWait: now - servingSince > maxWait ? maxWait : Number.POSITIVE_INFINITY,
             maxLoaded: config.maxLoadedModels
           }
           const job = policy(input)
-          if (job === undefined) return [undefined, s]
-          const entry = s.waiting.find((e) => e.ticket.id === job.id)!
-          const nextRunning = new Map(s.running)
-          nextRunning.set(job.id, job)
-          const swap = isSwap(job.model, input)
-          return [
-            { entry, swap, from: residentNow },
-            { ...s, waiting: s.waiting.filter((e) => e !== entry), running: nextRunning, swaps: s.swaps + (swap ? 1 : 0) }
-          ]
-        })
-        if (picked === undefined) return
-        const job = picked.entry.ticket
-        yield* depth(job.priority, -1)
-        yield* Metric.increment(Metrics.jobsRunning)
-        if (picked.swap) {
-          yield* Metric.increment(Metrics.modelSwapsTotal)
-          yield* Effect.logInfo("model swap").pipe(
-            Effect.annotateLogs({ job: job.id, to: job.model, resident: picked.from.join(",") })
-          )
-          yield* events.publish({ _tag: "ModelSwapped", jobId: job.id, to: job.model, from: picked.from, at: now })
+          if (job === undefined) break
+          const index = state.waiting.findIndex((e) => e.ticket.id === job.id)
+          const entry = state.waiting[index]!
+          state.waiting.splice(index, 1)
+          state.running.set(job.id, job)
+          depth(job.priority, -1)
+          runningBy(1)
+          if (isSwap(job.model, input)) {
+            state.swaps += 1
+            Metrics.modelSwapsTotal.unsafeUpdate(1, [])
+            after.push(
+              Effect.logInfo("model swap").pipe(
+                Effect.annotateLogs({ job: job.id, to: job.model, resident: residentNow.join(",") }),
+                Effect.zipRight(events.publish({ _tag: "ModelSwapped", jobId: job.id, to: job.model, from: residentNow, at: now }))
+              )
+            )
+          }
+          if (entry.granted !== undefined) Deferred.unsafeDone(entry.granted, Exit.void)
+          if (entry.onGrant !== undefined) after.push(entry.onGrant)
         }
-        yield* picked.entry.grant
+        return after.length === 0 ? Effect.void : Effect.forEach(after, (effect) => effect, { discard: true })
       }
-    })
+    )
 
     // The target's state changing (asleep -> awake, new residency) may unblock dispatch.
     let wasReachable = (yield* inventory.get).reachable
@@ -289,7 +290,7 @@ export const make = (policy: Policy) =>
     )
 
     const stats = Effect.gen(function*() {
-      const s = yield* Ref.get(state)
+      const s = state
       const now = yield* Clock.currentTimeMillis
       const { ps } = yield* psResidency
       const tickets = s.waiting.map((e) => e.ticket)
@@ -303,7 +304,7 @@ export const make = (policy: Policy) =>
         waiting: tickets.length,
         running: s.running.size,
         swaps: s.swaps,
-        resident: resident(s, ps, now),
+        resident: resident(ps, now),
         byModel: Object.fromEntries(Array.from(models, ([model, ts]) => [model, group(ts, now)])),
         byPriority: Object.fromEntries(
           priorities.map((p) => [p, group(tickets.filter((t) => t.priority === p), now)])
@@ -313,20 +314,20 @@ export const make = (policy: Policy) =>
 
     const rank = (p: Priority) => priorities.indexOf(p)
     const position = (id: string) =>
-      Ref.get(state).pipe(Effect.map((s) => {
-        const me = s.waiting.find((e) => e.ticket.id === id)?.ticket
+      Effect.sync(() => {
+        const me = state.waiting.find((e) => e.ticket.id === id)?.ticket
         if (me === undefined) return Option.none()
         let ahead = 0
-        for (const { ticket: t } of s.waiting) {
+        for (const { ticket: t } of state.waiting) {
           if (rank(t.priority) < rank(me.priority) || (t.priority === me.priority && t.seq < me.seq)) ahead++
         }
         return Option.some(ahead + 1)
-      }))
+      })
 
     return Scheduler.of({
       ticket,
       acquire,
-      enqueue: (ticket, onGrant) => enqueue(ticket, onGrant, false).pipe(Effect.orDie),
+      enqueue: (ticket, onGrant) => enqueue({ ticket, onGrant }, false).pipe(Effect.orDie),
       release: leave,
       stats,
       position

@@ -1,0 +1,53 @@
+/**
+ * Memory given back after a burst. V8 collects the old generation lazily: with gigabytes of
+ * memory on the machine it lets garbage (and the buffers it holds outside the heap) pile
+ * up, and a broker at rest allocates too little to make it collect. So the RSS after
+ * start-up, after 10 000 submissions or after a drained queue would stay tens of MB above
+ * what foreman uses. Here foreman runs one memory-reducing collection itself: once when it
+ * has started (module compilation leaves ~60 MB of garbage), then whenever its RSS has
+ * grown a fifth since the last one while nothing runs at the target and the heap is
+ * quiet. A collection takes ~0.1 s, so never while a job is streaming.
+ *
+ * Needs `gc`, which `--expose-gc` provides (the `#!` line of `bin/foreman-effect.js`
+ * passes it); without it (an embedding application, `deno run`) this does nothing.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as Metrics from "./Metrics.ts"
+
+export type Collect = (options: { type: "major"; execution: "sync"; flavor: "last-resort" }) => unknown
+
+/** RSS growth over the last collection that makes the next one worth it. */
+const growth = 1.2
+/** Heap growth per check below which foreman counts as quiet. */
+const quietBytes = 1024 * 1024
+
+export interface Options {
+  readonly checkEvery?: Duration.DurationInput
+  /** The collector; default: the global `gc` (`--expose-gc`). */
+  readonly gc?: Collect | undefined
+  /** The process's memory; default: `process.memoryUsage()`. */
+  readonly memory?: () => { readonly rss: number; readonly heapUsed: number }
+}
+
+export const layer = (options: Options = {}) =>
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const gc = "gc" in options ? options.gc : (globalThis as { gc?: Collect }).gc
+    if (typeof gc !== "function") return
+    const memory = options.memory ?? (() => process.memoryUsage())
+    const collect = () => {
+      gc({ type: "major", execution: "sync", flavor: "last-resort" })
+      return memory()
+    }
+    let { heapUsed: lastHeap, rss: baseline } = collect()
+    yield* Effect.sync(() => {
+      const { heapUsed, rss } = memory()
+      const quiet = heapUsed - lastHeap < quietBytes
+      lastHeap = heapUsed
+      baseline = Math.min(baseline, rss)
+      const idle = Metrics.jobsRunning.unsafeValue([]).value === 0
+      if (quiet && idle && rss > baseline * growth) ({ heapUsed: lastHeap, rss: baseline } = collect())
+    }).pipe(Effect.repeat(Schedule.spaced(options.checkEvery ?? Duration.seconds(1))), Effect.forkScoped)
+  }))

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, TestClock } from "effect"
+import * as Compaction from "../src/compaction.ts"
+import * as Metrics from "../src/Metrics.ts"
+
+const MB = 1024 * 1024
+
+/** A process whose memory the test sets, and a collector that counts its calls. */
+const fakeProcess = () => {
+  const state = { rss: 100 * MB, heapUsed: 30 * MB, collections: 0, afterCollection: 100 * MB }
+  return {
+    state,
+    options: {
+      checkEvery: "1 second",
+      gc: () => {
+        state.collections += 1
+        state.rss = state.afterCollection
+      },
+      memory: () => ({ rss: state.rss, heapUsed: state.heapUsed })
+    } satisfies Compaction.Options
+  }
+}
+
+describe("Compaction", () => {
+  it.scoped("collects once at start, then only when RSS grew a fifth while quiet and nothing runs", () =>
+    Effect.gen(function*() {
+      const { options, state } = fakeProcess()
+      yield* Layer.build(Compaction.layer(options))
+      expect(state.collections).toBe(1)
+
+      // Grown 10 %: not worth it.
+      state.rss = 110 * MB
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(1)
+
+      // Grown 30 %, but the heap is still growing fast: busy, wait.
+      state.rss = 130 * MB
+      state.heapUsed = 40 * MB
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(1)
+
+      // Quiet, but a job runs at the target (it may be streaming): wait.
+      Metrics.jobsRunning.unsafeModify(1, [])
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(1)
+      Metrics.jobsRunning.unsafeModify(-1, [])
+
+      // Quiet and idle: collect, and measure growth from what is left.
+      state.afterCollection = 105 * MB
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(2)
+      state.rss = 120 * MB
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(2)
+      state.rss = 130 * MB
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(3)
+    }))
+
+  it.scoped("does nothing without a collector (no --expose-gc, Deno)", () =>
+    Effect.gen(function*() {
+      const { options, state } = fakeProcess()
+      yield* Layer.build(Compaction.layer({ ...options, gc: undefined }))
+      state.rss = 500 * MB
+      yield* TestClock.adjust("10 seconds")
+      expect(state.collections).toBe(0)
+    }))
+})
