@@ -5,8 +5,9 @@
  * start-up, after 10 000 submissions or after a drained queue would stay tens of MB above
  * what foreman uses. Here foreman runs one memory-reducing collection itself: once when it
  * has started (module compilation leaves ~60 MB of garbage), then whenever its RSS has
- * grown a fifth since the last one while nothing runs at the target and the heap is
- * quiet. A collection takes ~0.1 s, so never while a job is streaming.
+ * grown a fifth since the last one while nothing runs at the target and foreman is quiet
+ * (under 5 % of a core over the last check). A collection takes ~0.1 s: never while a job
+ * runs or requests keep foreman busy.
  *
  * Needs `gc`, which `--expose-gc` provides (the `#!` line of `bin/foreman-effect.js`
  * passes it); without it (an embedding application, `deno run`) this does nothing.
@@ -21,33 +22,39 @@ export type Collect = (options: { type: "major"; execution: "sync"; flavor: "las
 
 /** RSS growth over the last collection that makes the next one worth it. */
 const growth = 1.2
-/** Heap growth per check below which foreman counts as quiet. */
-const quietBytes = 1024 * 1024
+/** The share of one core below which foreman counts as quiet (a poll now and then). */
+const quietShare = 0.05
 
 export interface Options {
   readonly checkEvery?: Duration.DurationInput
   /** The collector; default: the global `gc` (`--expose-gc`). */
   readonly gc?: Collect | undefined
-  /** The process's memory; default: `process.memoryUsage()`. */
-  readonly memory?: () => { readonly rss: number; readonly heapUsed: number }
+  /** The process's RSS and CPU time so far (ms); default: from `process`. */
+  readonly sample?: () => { readonly rss: number; readonly cpuMillis: number }
+}
+
+const processSample = () => {
+  const cpu = process.cpuUsage()
+  return { rss: process.memoryUsage.rss(), cpuMillis: (cpu.user + cpu.system) / 1000 }
 }
 
 export const layer = (options: Options = {}) =>
   Layer.scopedDiscard(Effect.gen(function*() {
     const gc = "gc" in options ? options.gc : (globalThis as { gc?: Collect }).gc
     if (typeof gc !== "function") return
-    const memory = options.memory ?? (() => process.memoryUsage())
+    const sample = options.sample ?? processSample
+    const every = Duration.toMillis(options.checkEvery ?? Duration.seconds(1))
     const collect = () => {
       gc({ type: "major", execution: "sync", flavor: "last-resort" })
-      return memory()
+      return sample()
     }
-    let { heapUsed: lastHeap, rss: baseline } = collect()
+    let { cpuMillis: lastCpu, rss: baseline } = collect()
     yield* Effect.sync(() => {
-      const { heapUsed, rss } = memory()
-      const quiet = heapUsed - lastHeap < quietBytes
-      lastHeap = heapUsed
+      const { cpuMillis, rss } = sample()
+      const quiet = cpuMillis - lastCpu < quietShare * every
+      lastCpu = cpuMillis
       baseline = Math.min(baseline, rss)
       const idle = Metrics.jobsRunning.unsafeValue([]).value === 0
-      if (quiet && idle && rss > baseline * growth) ({ heapUsed: lastHeap, rss: baseline } = collect())
-    }).pipe(Effect.repeat(Schedule.spaced(options.checkEvery ?? Duration.seconds(1))), Effect.forkScoped)
+      if (quiet && idle && rss > baseline * growth) ({ cpuMillis: lastCpu, rss: baseline } = collect())
+    }).pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
   }))

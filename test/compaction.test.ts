@@ -7,7 +7,7 @@ const MB = 1024 * 1024
 
 /** A process whose memory the test sets, and a collector that counts its calls. */
 const fakeProcess = () => {
-  const state = { rss: 100 * MB, heapUsed: 30 * MB, collections: 0, afterCollection: 100 * MB }
+  const state = { rss: 100 * MB, cpuMillis: 0, collections: 0, afterCollection: 100 * MB }
   return {
     state,
     options: {
@@ -16,7 +16,7 @@ const fakeProcess = () => {
         state.collections += 1
         state.rss = state.afterCollection
       },
-      memory: () => ({ rss: state.rss, heapUsed: state.heapUsed })
+      sample: () => ({ rss: state.rss, cpuMillis: state.cpuMillis })
     } satisfies Compaction.Options
   }
 }
@@ -33,9 +33,9 @@ describe("Compaction", () => {
       yield* TestClock.adjust("1 second")
       expect(state.collections).toBe(1)
 
-      // Grown 30 %, but the heap is still growing fast: busy, wait.
+      // Grown 30 %, but foreman used a tenth of a core over the last second: busy, wait.
       state.rss = 130 * MB
-      state.heapUsed = 40 * MB
+      state.cpuMillis += 100
       yield* TestClock.adjust("1 second")
       expect(state.collections).toBe(1)
 
