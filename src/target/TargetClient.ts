@@ -122,6 +122,8 @@ export const make = Effect.gen(function*() {
       Effect.timeoutFail({ duration: metadataTimeout, onTimeout: () => unreachable(`no answer to ${path} within 15s`) })
     )
 
+  const dispatcher = yield* Effect.serviceOption(NodeHttpClient.Dispatcher)
+
   const post = (path: string, body: Uint8Array) =>
     HttpClientRequest.post(url + path).pipe(HttpClientRequest.bodyUint8Array(body, "application/json"))
 
@@ -130,7 +132,7 @@ export const make = Effect.gen(function*() {
     tags: getJson("/api/tags", TagsResponse).pipe(Effect.withSpan("TargetClient.tags")),
     ps: getJson("/api/ps", PsResponse).pipe(Effect.withSpan("TargetClient.ps")),
     version: getJson("/api/version", VersionResponse).pipe(Effect.withSpan("TargetClient.version")),
-    job: Option.match(yield* Effect.serviceOption(NodeHttpClient.Dispatcher), {
+    job: Option.match(dispatcher, {
       onNone: () => (path: string, body: Uint8Array, within?: number) => {
         const call = send(post(path, body)).pipe(Effect.flatMap(failNon2xx), Effect.flatMap(toUpstream))
         return within === undefined ? call : call.pipe(Effect.timeoutFail({
@@ -141,6 +143,11 @@ export const make = Effect.gen(function*() {
       onSome: (dispatcher) => undiciJob(dispatcher, url, unreachable)
     }),
     raw: (method, path, body) => {
+      // Bytes (or nothing) straight through undici where there is one; a streamed body
+      // (a blob upload) through the generic client, which streams it.
+      if (Option.isSome(dispatcher) && !(body !== undefined && !(body instanceof Uint8Array))) {
+        return undiciRaw(dispatcher.value, url, unreachable)(method, path, body)
+      }
       const request = HttpClientRequest.make(method)(url + path)
       const withBody = body === undefined
         ? request
@@ -192,6 +199,36 @@ const undiciJob = (
           resume(Effect.fail(
             (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" ? noAnswer(within ?? 0) : unreachable(cause)
           ))
+      )
+    })
+}
+
+/** A pass-through call with a body in bytes (or none) straight through undici: any status is returned. */
+const undiciRaw = (
+  dispatcher: Undici.Dispatcher,
+  url: string,
+  unreachable: (cause: unknown) => TargetUnreachable
+) => {
+  const target = new URL(url)
+  const base = target.pathname.replace(/\/$/, "")
+  return (method: "GET" | "HEAD" | "POST" | "DELETE", path: string, body: Uint8Array | undefined) =>
+    Effect.async<Upstream, TargetUnreachable>((resume, signal) => {
+      dispatcher.request({
+        origin: target.origin,
+        path: base + path,
+        method,
+        signal,
+        ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } })
+      }).then(
+        (response) => {
+          const contentType = response.headers["content-type"]
+          resume(Effect.succeed({
+            status: response.statusCode,
+            contentType: Array.isArray(contentType) ? contentType[0] : contentType,
+            body: response.body
+          }))
+        },
+        (cause) => resume(Effect.fail(unreachable(cause)))
       )
     })
 }
