@@ -20,7 +20,23 @@ import { decodeJobRequest } from "./ollamaRequest.ts"
 import { guard } from "./streams.ts"
 import { ForemanRouter } from "./Router.ts"
 
-const json = (body: unknown) => HttpServerResponse.unsafeJson(body, { contentType: "application/json; charset=utf-8" })
+const contentType = "application/json; charset=utf-8"
+const json = (body: unknown) => HttpServerResponse.unsafeJson(body, { contentType })
+
+/**
+ * `{"models": [...]}` of an inventory list, encoded once per list: chat UIs poll
+ * `/api/tags` and `/api/ps` constantly, and the lists change only when the target's do.
+ */
+const encoded = new WeakMap<ReadonlyArray<unknown>, Uint8Array>()
+const encoder = new TextEncoder()
+const modelsJson = (models: ReadonlyArray<unknown>) => {
+  let body = encoded.get(models)
+  if (body === undefined) {
+    body = encoder.encode(JSON.stringify({ models }))
+    encoded.set(models, body)
+  }
+  return HttpServerResponse.uint8Array(body, { contentType })
+}
 
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {
@@ -55,11 +71,11 @@ export const layer = ForemanRouter.use((router) =>
     )
     yield* router.get(
       "/api/tags",
-      inventory.get.pipe(Effect.map((state) => json({ models: state.models })))
+      inventory.get.pipe(Effect.map((state) => modelsJson(state.models)))
     )
     yield* router.get(
       "/api/ps",
-      inventory.get.pipe(Effect.map((state) => json({ models: state.resident })))
+      inventory.get.pipe(Effect.map((state) => modelsJson(state.resident)))
     )
     yield* router.post("/api/generate", job("/api/generate"))
     yield* router.post("/api/chat", job("/api/chat"))
