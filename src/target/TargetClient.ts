@@ -162,6 +162,18 @@ export const make = Effect.gen(function*() {
   })
 })
 
+/** The target's origin and base path (a target behind a path prefix), as undici takes them. */
+const undiciTarget = (url: string) => {
+  const target = new URL(url)
+  return { target, base: target.pathname.replace(/\/$/, "") }
+}
+
+/** An undici response as an `Upstream`: its status, content type and body, unread. */
+const upstreamOf = (response: Undici.Dispatcher.ResponseData): Upstream => {
+  const contentType = response.headers["content-type"]
+  return { status: response.statusCode, contentType: Array.isArray(contentType) ? contentType[0] : contentType, body: response.body }
+}
+
 /**
  * Job calls straight through undici when the Node platform provides its dispatcher: the
  * hot path, without the generic client's request and response wrapping. Everything else
@@ -172,8 +184,7 @@ const undiciJob = (
   url: string,
   unreachable: (cause: unknown) => TargetUnreachable
 ) => {
-  const target = new URL(url)
-  const base = target.pathname.replace(/\/$/, "")
+  const { base, target } = undiciTarget(url)
   const headers = { "content-type": "application/json" }
   return (path: string, body: Uint8Array, within?: number) =>
     Effect.async<Upstream, TargetUnreachable | TargetError | RequestTimeout>((resume, signal) => {
@@ -181,13 +192,8 @@ const undiciJob = (
       const headersTimeout = within === undefined ? 0 : Math.max(1, within)
       dispatcher.request({ origin: target.origin, path: base + path, method: "POST", headers, body, signal, headersTimeout }).then(
         (response) => {
-          const contentType = response.headers["content-type"]
           if (response.statusCode >= 200 && response.statusCode < 300) {
-            resume(Effect.succeed({
-              status: response.statusCode,
-              contentType: Array.isArray(contentType) ? contentType[0] : contentType,
-              body: response.body
-            }))
+            resume(Effect.succeed(upstreamOf(response)))
             return
           }
           response.body.text().then(
@@ -209,8 +215,7 @@ const undiciRaw = (
   url: string,
   unreachable: (cause: unknown) => TargetUnreachable
 ) => {
-  const target = new URL(url)
-  const base = target.pathname.replace(/\/$/, "")
+  const { base, target } = undiciTarget(url)
   return (method: "GET" | "HEAD" | "POST" | "DELETE", path: string, body: Uint8Array | undefined) =>
     Effect.async<Upstream, TargetUnreachable>((resume, signal) => {
       dispatcher.request({
@@ -220,14 +225,7 @@ const undiciRaw = (
         signal,
         ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } })
       }).then(
-        (response) => {
-          const contentType = response.headers["content-type"]
-          resume(Effect.succeed({
-            status: response.statusCode,
-            contentType: Array.isArray(contentType) ? contentType[0] : contentType,
-            body: response.body
-          }))
-        },
+        (response) => resume(Effect.succeed(upstreamOf(response))),
         (cause) => resume(Effect.fail(unreachable(cause)))
       )
     })
