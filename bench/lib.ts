@@ -4,6 +4,7 @@
  * result was measured on.
  */
 import { execFileSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import * as os from "node:os"
 
 /** One target of an issue, checked against a measured figure. */
@@ -126,3 +127,36 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 /** The targets as a markdown list, the way every result file ends. */
 export const checkList = (checks: ReadonlyArray<Check>): string =>
   checks.map((c) => `- **${c.pass ? "PASS" : "FAIL"}** ${c.target}: ${c.measured}`).join("\n")
+
+// ---------------------------------------------------------------------------------------------
+// The machine's own load
+
+const cpuTimes = (): { readonly busy: number; readonly total: number } | undefined => {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!
+    const fields = line.trim().split(/\s+/).slice(1).map(Number)
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
+    const total = fields.reduce((a, b) => a + b, 0)
+    return { busy: total - idle, total }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Waits (up to `maxMs`) until the whole machine is under `share` busy over one second, so a
+ * benchmark does not start in the tail of whatever ran before it (a test run, the previous
+ * benchmark's processes exiting). Returns the busy share of the last second looked at, or
+ * undefined where `/proc/stat` is not there.
+ */
+export const quietMachine = async (share = 0.15, maxMs = 30_000): Promise<number | undefined> => {
+  const deadline = Date.now() + maxMs
+  for (;;) {
+    const before = cpuTimes()
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    const after = cpuTimes()
+    if (before === undefined || after === undefined) return undefined
+    const busy = (after.busy - before.busy) / Math.max(1, after.total - before.total)
+    if (busy < share || Date.now() > deadline) return busy
+  }
+}

@@ -8,7 +8,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { latency } from "./latency.ts"
-import { type Benchmark, type Check, describeEnvironment, type Environment, environment, table, verdict } from "./lib.ts"
+import { type Benchmark, type Check, describeEnvironment, type Environment, environment, quietMachine, table, verdict } from "./lib.ts"
 import { memory } from "./memory.ts"
 import { policy } from "./policy.ts"
 import { streaming } from "./streaming.ts"
@@ -52,7 +52,8 @@ const writeIndex = (entries: ReadonlyArray<Written>): void => {
   const lines = [
     "# Benchmark results",
     "",
-    "Written by `npm run bench` (every benchmark, about 7 minutes on 2 cores) or `npm run bench -- <name>`; each file " +
+    "Written by `npm run bench` (every benchmark, about 7 minutes on 2 cores) or `npm run bench -- <name>`. Each " +
+    "benchmark starts once the machine is under 15 % busy over a second (after at most 30 s of waiting); each file " +
     "notes the commit, the machine, its load going in and how long it ran. To see where foreman's time goes: " +
     "`BENCH_CPU_PROF=/tmp/prof npm run bench -- latency`, then `node bench/profile.ts /tmp/prof/*.cpuprofile`.",
     "",
@@ -77,7 +78,8 @@ const main = async (): Promise<void> => {
   mkdirSync(resultsDir, { recursive: true })
   let missed = false
   for (const bench of selected) {
-    // The machine is shared: how busy it was going in says how much to trust the figures.
+    // The machine is shared: start once it is quiet, and say how busy it was going in.
+    const busyBefore = await quietMachine()
     const loadBefore = loadavg()[0]!
     const started = performance.now()
     let result: Awaited<ReturnType<Benchmark["run"]>>
@@ -89,7 +91,7 @@ const main = async (): Promise<void> => {
       missed = true
       continue
     }
-    const env = { ...environment(), loadBefore, seconds: Math.round((performance.now() - started) / 100) / 10 }
+    const env = { ...environment(), loadBefore, busyBefore, seconds: Math.round((performance.now() - started) / 100) / 10 }
     const command = `npm run bench -- ${bench.name}`
     const written: Written & { readonly checks: unknown; readonly data: unknown } = {
       benchmark: bench.name,
@@ -103,7 +105,9 @@ const main = async (): Promise<void> => {
     const markdown = [
       `# ${bench.title}`,
       "",
-      `\`${command}\` — ${describeEnvironment(env)}; load average ${loadBefore.toFixed(2)} going in, ran ${env.seconds} s`,
+      `\`${command}\` — ${describeEnvironment(env)}; load average ${loadBefore.toFixed(2)} going in${
+        busyBefore === undefined ? "" : ` (machine ${Math.round(busyBefore * 100)} % busy over the last second)`
+      }, ran ${env.seconds} s`,
       "",
       result.markdown
     ].join("\n")
