@@ -19,6 +19,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Stream from "effect/Stream"
 import type { Readable } from "node:stream"
+import * as consumers from "node:stream/consumers"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "./schema.ts"
@@ -109,20 +110,48 @@ export const make = Effect.gen(function*() {
         Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.status, message: errorText(text) })))
       )
 
+  const dispatcher = yield* Effect.serviceOption(NodeHttpClient.Dispatcher)
+
+  /** A GET's status and whole body, through undici where there is one (a poll is two of these). */
+  const getText: (path: string) => Effect.Effect<{ readonly status: number; readonly text: string }, TargetUnreachable> =
+    Option.match(dispatcher, {
+      onNone: () => (path: string) =>
+        send(HttpClientRequest.get(url + path)).pipe(
+          Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
+          Effect.catchTag("ResponseError", (error) => Effect.fail(unreachable(error.cause ?? error)))
+        ),
+      onSome: (dispatcher) => {
+        const raw = undiciRaw(dispatcher, url, unreachable)
+        return (path: string) =>
+          raw("GET", path, undefined).pipe(Effect.flatMap((upstream) =>
+            Effect.tryPromise({
+              try: (signal) => {
+                signal.addEventListener("abort", () => upstream.body.destroy())
+                return consumers.text(upstream.body)
+              },
+              catch: unreachable
+            }).pipe(Effect.map((text) => ({ status: upstream.status, text })))
+          ))
+      }
+    })
+
   const getJson = <A, I>(path: string, schema: Schema.Schema<A, I>) =>
-    send(HttpClientRequest.get(url + path)).pipe(
-      Effect.flatMap(failNon2xx),
-      Effect.flatMap((response) => response.json),
-      Effect.flatMap(Schema.decodeUnknown(schema)),
-      Effect.catchTags({
-        ResponseError: (error) => Effect.fail(unreachable(error.cause ?? error)),
-        ParseError: (error) =>
-          Effect.fail(new TargetError({ status: 502, message: `unexpected ${path} body from the target: ${error.message}` }))
-      }),
+    getText(path).pipe(
+      Effect.flatMap(({ status, text }) =>
+        status < 200 || status >= 300
+          ? Effect.fail(new TargetError({ status, message: errorText(text) }))
+          : Effect.try({
+            try: (): unknown => JSON.parse(text),
+            catch: () => new TargetError({ status: 502, message: `unexpected ${path} body from the target: not JSON` })
+          })
+      ),
+      Effect.flatMap((json) =>
+        Schema.decodeUnknown(schema)(json).pipe(Effect.mapError((error) =>
+          new TargetError({ status: 502, message: `unexpected ${path} body from the target: ${error.message}` })
+        ))
+      ),
       Effect.timeoutFail({ duration: metadataTimeout, onTimeout: () => unreachable(`no answer to ${path} within 15s`) })
     )
-
-  const dispatcher = yield* Effect.serviceOption(NodeHttpClient.Dispatcher)
 
   const post = (path: string, body: Uint8Array) =>
     HttpClientRequest.post(url + path).pipe(HttpClientRequest.bodyUint8Array(body, "application/json"))
