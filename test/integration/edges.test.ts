@@ -301,3 +301,28 @@ describe("a target slower than the request timeout", () => {
     }
   })
 })
+
+describe("a target that is not Ollama", () => {
+  it("answering HTML to /api/tags is its error (502, not JSON), shown in health; foreman stays up", async () => {
+    const { createServer } = await import("node:http")
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { "content-type": "text/html" })
+      response.end("<html><body>It works!</body></html>")
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    const address = server.address()
+    if (address === null || typeof address === "string") throw new Error("no port")
+    const foreman = await startForeman({ target: `http://127.0.0.1:${address.port}` })
+    try {
+      await vi.waitFor(async () => {
+        const health = await foreman.health()
+        expect(health.status).toBe("degraded")
+        expect(JSON.stringify(health)).toContain("target answered 502: unexpected /api/tags body from the target: not JSON")
+      })
+      expect((await fetch(`${foreman.url}/api/tags`)).status).toBe(200)
+    } finally {
+      await foreman.close()
+      server.close()
+    }
+  })
+})
