@@ -5,9 +5,9 @@
  * start-up, after 10 000 submissions or after a drained queue would stay tens of MB above
  * what foreman uses. Here foreman runs one memory-reducing collection itself: once when it
  * has started (module compilation leaves ~60 MB of garbage), then whenever its RSS has
- * grown a fifth since the last one while nothing runs at the target and foreman is quiet
- * (under 5 % of a core over the last check). A collection takes ~0.1 s: never while a job
- * runs or requests keep foreman busy.
+ * grown a fifth since the last one while nothing has run at the target and foreman has been
+ * quiet (under 5 % of a core) for two checks in a row. A collection takes ~0.1 s: never
+ * while a job runs, requests keep foreman busy, or in a short lull between bursts.
  *
  * Needs `gc`, which `--expose-gc` provides (the `#!` line of `bin/foreman-effect.js`
  * passes it); without it (an embedding application, `deno run`) this does nothing.
@@ -24,6 +24,11 @@ export type Collect = (options: { type: "major"; execution: "sync"; flavor: "las
 const growth = 1.2
 /** The share of one core below which foreman counts as quiet (a poll now and then). */
 const quietShare = 0.05
+/**
+ * How many checks in a row must find it quiet: a lull of a second between bursts is when the
+ * next burst starts, and a collection then would stall its first requests.
+ */
+const quietChecks = 2
 
 export interface Options {
   readonly checkEvery?: Duration.DurationInput
@@ -49,12 +54,18 @@ export const layer = (options: Options = {}) =>
       return sample()
     }
     let { cpuMillis: lastCpu, rss: baseline } = collect()
+    let quietFor = 0
     yield* Effect.sync(() => {
       const { cpuMillis, rss } = sample()
-      const quiet = cpuMillis - lastCpu < quietShare * every
+      const idle = Metrics.jobsRunning.unsafeValue([]).value === 0
+      quietFor = idle && cpuMillis - lastCpu < quietShare * every ? quietFor + 1 : 0
       lastCpu = cpuMillis
       baseline = Math.min(baseline, rss)
-      const idle = Metrics.jobsRunning.unsafeValue([]).value === 0
-      if (quiet && idle && rss > baseline * growth) ({ cpuMillis: lastCpu, rss: baseline } = collect())
+      if (quietFor >= quietChecks && rss > baseline * growth) {
+        const after = collect()
+        lastCpu = after.cpuMillis
+        baseline = after.rss
+        quietFor = 0
+      }
     }).pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
   }))

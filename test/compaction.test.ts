@@ -5,7 +5,7 @@ import * as Metrics from "../src/Metrics.ts"
 
 const MB = 1024 * 1024
 
-/** A process whose memory the test sets, and a collector that counts its calls. */
+/** A process whose memory and CPU time the test sets, and a collector that counts its calls. */
 const fakeProcess = () => {
   const state = { rss: 100 * MB, cpuMillis: 0, collections: 0, afterCollection: 100 * MB }
   return {
@@ -22,38 +22,43 @@ const fakeProcess = () => {
 }
 
 describe("Compaction", () => {
-  it.scoped("collects once at start, then only when RSS grew a fifth while quiet and nothing runs", () =>
+  it.scoped("collects once at start, then when RSS grew a fifth after two quiet checks with nothing running", () =>
     Effect.gen(function*() {
       const { options, state } = fakeProcess()
       yield* Layer.build(Compaction.layer(options))
       expect(state.collections).toBe(1)
 
-      // Grown 10 %: not worth it.
+      // Grown 10 %: not worth it, however quiet.
       state.rss = 110 * MB
-      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("3 seconds")
       expect(state.collections).toBe(1)
 
-      // Grown 30 %, but foreman used a tenth of a core over the last second: busy, wait.
+      // Grown 30 %, but foreman used a tenth of a core over the last second: busy, wait...
       state.rss = 130 * MB
       state.cpuMillis += 100
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(1)
+      // ...and one quiet second after a busy one is a lull between bursts, not rest.
       yield* TestClock.adjust("1 second")
       expect(state.collections).toBe(1)
 
       // Quiet, but a job runs at the target (it may be streaming): wait.
       Metrics.jobsRunning.unsafeModify(1, [])
-      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("3 seconds")
       expect(state.collections).toBe(1)
       Metrics.jobsRunning.unsafeModify(-1, [])
 
-      // Quiet and idle: collect, and measure growth from what is left.
+      // Two quiet checks with nothing running: collect, and measure growth from what is left.
       state.afterCollection = 105 * MB
+      yield* TestClock.adjust("1 second")
+      expect(state.collections).toBe(1)
       yield* TestClock.adjust("1 second")
       expect(state.collections).toBe(2)
       state.rss = 120 * MB
-      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("3 seconds")
       expect(state.collections).toBe(2)
       state.rss = 130 * MB
-      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("2 seconds")
       expect(state.collections).toBe(3)
     }))
 
