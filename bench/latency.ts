@@ -12,7 +12,7 @@
  */
 import { Pool } from "undici"
 import { GENERATE_BODY } from "./bare.ts"
-import { type Benchmark, type Check, checkList, median, millis, percentile, table } from "./lib.ts"
+import { type Benchmark, type Check, targetsBlock, median, millis, percentile, table } from "./lib.ts"
 import { cpuMillis, startForeman, startServer, untilHealthy } from "./processes.ts"
 
 const ROUNDS = 12
@@ -178,11 +178,7 @@ export const latency: Benchmark = {
           ]
         ]),
         "",
-        "Targets (issue 6):",
-        "",
-        checkList(checks),
-        ...(checks.every((c) => c.pass) ? [] : [
-          "",
+        ...targetsBlock(checks, () => [
           `Why: with one request in flight, the ${millis(cpuPerRequest.generate)} of CPU foreman spends per job is spent ` +
           "on that request's path or right after it (where it delays the next): it is most of the added p50 " +
           `(${millis(generate.addedP50)}). Per the table above, the job's own machinery and the upstream call each ` +

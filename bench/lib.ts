@@ -128,6 +128,14 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export const checkList = (checks: ReadonlyArray<Check>): string =>
   checks.map((c) => `- **${c.pass ? "PASS" : "FAIL"}** ${c.target}: ${c.measured}`).join("\n")
 
+/** A result's "Targets" block: each check's verdict, then `why()` (its lines) when any missed. */
+export const targetsBlock = (checks: ReadonlyArray<Check>, why: () => ReadonlyArray<string>): ReadonlyArray<string> => [
+  "Targets (issue 6):",
+  "",
+  checkList(checks),
+  ...(checks.every((c) => c.pass) ? [] : ["", ...why()])
+]
+
 // ---------------------------------------------------------------------------------------------
 // The machine's own load
 

@@ -16,7 +16,7 @@ import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Pool } from "undici"
 import { startFakeTarget } from "../test/support/FakeTarget.ts"
-import { type Benchmark, type Check, checkList, median, megabytes, millis, seconds, sleep, table } from "./lib.ts"
+import { type Benchmark, type Check, targetsBlock, median, megabytes, millis, seconds, sleep, table } from "./lib.ts"
 import { cpuMillis, type ForemanProcess, startForeman, tempDir, untilHealthy } from "./processes.ts"
 
 const JOBS = 10_000
@@ -256,10 +256,7 @@ export const memory: Benchmark = {
           row("then after a forced full GC", collected)
         ]),
         "",
-        "Targets (issue 6):",
-        "",
-        checkList(checks),
-        ...(why.length === 0 ? [] : ["", "Why the missed targets are missed (from the figures above):", "", ...why])
+        ...targetsBlock(checks, () => ["Why the missed targets are missed (from the figures above):", "", ...why])
       ].join("\n")
       return {
         data: {

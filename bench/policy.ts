@@ -17,7 +17,7 @@ import { type Priority, swapAware, type Waiting } from "../src/scheduler/policy.
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
 import * as ModelName from "../src/target/ModelName.ts"
 import * as TestTarget from "../test/support/TestTarget.ts"
-import { type Benchmark, type Check, checkList, median, micros, percentile, seededRandom, sleep, table } from "./lib.ts"
+import { type Benchmark, type Check, targetsBlock, median, micros, percentile, seededRandom, sleep, table } from "./lib.ts"
 
 const SIZES = [1, 1_000, 10_000] as const
 const TARGET_P99_US = 50
@@ -242,11 +242,7 @@ export const policy: Benchmark = {
         ])
       ),
       "",
-      "Targets (issue 6):",
-      "",
-      checkList(checks),
-      ...(checks.every((c) => c.pass) ? [] : [
-        "",
+      ...targetsBlock(checks, () => [
         "Why: the decision is one pass over the queue, so its cost grows with the queue " +
         `(${micros(atTarget.p50)} at p50 for ${TARGET_SIZE.toLocaleString("en")} jobs here). The p99 is the p50 plus whatever ` +
         "stopped this process meanwhile (a garbage collection, another process on the shared core); the same rounds " +

@@ -13,7 +13,7 @@
  * Search: double from a start rate until a step fails, then bisect 3 times (within 1/8).
  */
 import { GENERATE_BODY } from "./bare.ts"
-import { type Benchmark, type Check, checkList, median, millis, ratio, table, times } from "./lib.ts"
+import { type Benchmark, type Check, targetsBlock, median, millis, ratio, table, times } from "./lib.ts"
 import type { LoadResult, LoadStep } from "./load.ts"
 import { cpuMillis, type LoadGenerator, quiesce, startForeman, startLoadGenerator, startServer, untilHealthy } from "./processes.ts"
 
@@ -233,14 +233,10 @@ export const throughput: Benchmark = {
           `${Math.round(l.cpuShare * 100)} %`
         ])),
         "",
-        "Targets (issue 6):",
-        "",
-        checkList(checks),
-        ...(checks.every((c) => c.pass) ? [] : foremanErrors !== undefined ? [
-          "",
-          `Why: foreman answered generate requests with errors (first: ${foremanErrors}), and a step with errors fails.`
-        ] : [
-          "",
+        ...targetsBlock(checks, () =>
+          foremanErrors !== undefined ? [
+            `Why: foreman answered generate requests with errors (first: ${foremanErrors}), and a step with errors fails.`
+          ] : [
           `Why: at its limit foreman spends ${millis(foremanGenerate?.cpuMsPerRequest ?? Number.NaN)} of CPU per generate ` +
           `request against ${millis(bareGenerate?.cpuMsPerRequest ?? Number.NaN)} for the bare server, and one Node ` +
           "process runs JavaScript on one core: the rate at which p99 stays under the bound is set by that per-request " +
