@@ -76,13 +76,9 @@ export const jsonLogger = Logger.make(({ annotations, cause, date, fiberId, logL
   } catch {
     line = Inspectable.stringifyCircular(entry)
   }
-  write(line + "\n")
+  // Straight to stdout (Node and Deno both have it), without `console.log`'s formatting.
+  process.stdout.write(line + "\n")
 })
-
-/** Straight to stdout where there is one (Node, Deno), skipping `console.log`'s formatting. */
-const write: (line: string) => void = typeof process === "object" && typeof process.stdout?.write === "function"
-  ? (line) => process.stdout.write(line)
-  : (line) => globalThis.console.log(line.slice(0, -1))
 
 const errorJson = (error: Error) => ({ name: error.name, message: error.message })
 const toJson = (value: unknown) => (value instanceof Error ? errorJson(value) : value)
