@@ -187,7 +187,7 @@ export const make = Effect.gen(function*() {
       }))
       return true
     })
-  ).pipe(Effect.withSpan("Inventory.poll", { captureStackTrace: false }))
+  ).pipe(withSpan("Inventory.poll", { captureStackTrace: false }))
 
   const down = SubscriptionRef.get(ref).pipe(Effect.map((state) => state.consecutiveFailures > 0))
 

@@ -290,10 +290,9 @@ export const make = (policy: Policy) =>
     )
 
     const stats = Effect.gen(function*() {
-      const s = state
       const now = yield* Clock.currentTimeMillis
       const { ps } = yield* psResidency
-      const tickets = s.waiting.map((e) => e.ticket)
+      const tickets = state.waiting.map((e) => e.ticket)
       const models = new Map<string, Array<Ticket>>()
       for (const t of tickets) {
         const group = models.get(t.model)
@@ -302,8 +301,8 @@ export const make = (policy: Policy) =>
       }
       return {
         waiting: tickets.length,
-        running: s.running.size,
-        swaps: s.swaps,
+        running: state.running.size,
+        swaps: state.swaps,
         resident: resident(ps, now),
         byModel: Object.fromEntries(Array.from(models, ([model, ts]) => [model, group(ts, now)])),
         byPriority: Object.fromEntries(

@@ -22,6 +22,7 @@ import type { Readable } from "node:stream"
 import * as consumers from "node:stream/consumers"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
+import { withSpan } from "../tracing.ts"
 import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "./schema.ts"
 
 /** The four inference routes that become jobs. */
@@ -158,9 +159,9 @@ export const make = Effect.gen(function*() {
 
   return TargetClient.of({
     url,
-    tags: getJson("/api/tags", TagsResponse).pipe(Effect.withSpan("TargetClient.tags")),
-    ps: getJson("/api/ps", PsResponse).pipe(Effect.withSpan("TargetClient.ps")),
-    version: getJson("/api/version", VersionResponse).pipe(Effect.withSpan("TargetClient.version")),
+    tags: getJson("/api/tags", TagsResponse).pipe(withSpan("TargetClient.tags")),
+    ps: getJson("/api/ps", PsResponse).pipe(withSpan("TargetClient.ps")),
+    version: getJson("/api/version", VersionResponse).pipe(withSpan("TargetClient.version")),
     job: Option.match(dispatcher, {
       onNone: () => (path: string, body: Uint8Array, within?: number) => {
         const call = send(post(path, body)).pipe(Effect.flatMap(failNon2xx), Effect.flatMap(toUpstream))
