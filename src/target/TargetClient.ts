@@ -111,30 +111,29 @@ export const make = Effect.gen(function*() {
         Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.status, message: errorText(text) })))
       )
 
-  const dispatcher = yield* Effect.serviceOption(NodeHttpClient.Dispatcher)
+  /** undici, where the Node platform provides its dispatcher; else the generic `HttpClient`. */
+  const undici = Option.getOrUndefined(
+    Option.map(yield* Effect.serviceOption(NodeHttpClient.Dispatcher), (dispatcher) => undiciRequest(dispatcher, url))
+  )
+  /** A pass-through call with a body in bytes (or none) through undici: any status is returned. */
+  const undiciRaw = undici && ((method: "GET" | "HEAD" | "POST" | "DELETE", path: string, body: Uint8Array | undefined) =>
+    undici({ method, path, body }).pipe(Effect.mapError(unreachable), Effect.map(upstreamOf)))
 
   /** A GET's status and whole body, through undici where there is one (a poll is two of these). */
-  const getText: (path: string) => Effect.Effect<{ readonly status: number; readonly text: string }, TargetUnreachable> =
-    Option.match(dispatcher, {
-      onNone: () => (path: string) =>
-        send(HttpClientRequest.get(url + path)).pipe(
-          Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
-          Effect.catchTag("ResponseError", (error) => Effect.fail(unreachable(error.cause ?? error)))
-        ),
-      onSome: (dispatcher) => {
-        const raw = undiciRaw(dispatcher, url, unreachable)
-        return (path: string) =>
-          raw("GET", path, undefined).pipe(Effect.flatMap((upstream) =>
-            Effect.tryPromise({
-              try: (signal) => {
-                signal.addEventListener("abort", () => upstream.body.destroy())
-                return consumers.text(upstream.body)
-              },
-              catch: unreachable
-            }).pipe(Effect.map((text) => ({ status: upstream.status, text })))
-          ))
-      }
-    })
+  const getText = (path: string): Effect.Effect<{ readonly status: number; readonly text: string }, TargetUnreachable> =>
+    undiciRaw === undefined
+      ? send(HttpClientRequest.get(url + path)).pipe(
+        Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
+        Effect.catchTag("ResponseError", (error) => Effect.fail(unreachable(error.cause ?? error)))
+      )
+      : Effect.flatMap(undiciRaw("GET", path, undefined), (upstream) =>
+        Effect.tryPromise({
+          try: (signal) => {
+            signal.addEventListener("abort", () => upstream.body.destroy())
+            return consumers.text(upstream.body)
+          },
+          catch: unreachable
+        }).pipe(Effect.map((text) => ({ status: upstream.status, text }))))
 
   const getJson = <A, I>(path: string, schema: Schema.Schema<A, I>) =>
     getText(path).pipe(
@@ -162,22 +161,32 @@ export const make = Effect.gen(function*() {
     tags: getJson("/api/tags", TagsResponse).pipe(withSpan("TargetClient.tags")),
     ps: getJson("/api/ps", PsResponse).pipe(withSpan("TargetClient.ps")),
     version: getJson("/api/version", VersionResponse).pipe(withSpan("TargetClient.version")),
-    job: Option.match(dispatcher, {
-      onNone: () => (path: string, body: Uint8Array, within?: number) => {
+    job: undici === undefined
+      ? (path, body, within) => {
         const call = send(post(path, body)).pipe(Effect.flatMap(failNon2xx), Effect.flatMap(toUpstream))
         return within === undefined ? call : call.pipe(Effect.timeoutFail({
           duration: Duration.millis(Math.max(0, within)),
           onTimeout: () => noAnswer(within)
         }))
-      },
-      onSome: (dispatcher) => undiciJob(dispatcher, url, unreachable)
-    }),
+      }
+      : (path, body, within) =>
+        // undici's own timer bounds the wait for the first byte: no fiber raced per request.
+        undici({ method: "POST", path, body, headersTimeout: within === undefined ? 0 : Math.max(1, within) }).pipe(
+          Effect.mapError((cause) =>
+            (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" ? noAnswer(within ?? 0) : unreachable(cause)
+          ),
+          Effect.flatMap((response) =>
+            response.statusCode >= 200 && response.statusCode < 300
+              ? Effect.succeed(upstreamOf(response))
+              : Effect.tryPromise({ try: () => response.body.text(), catch: unreachable }).pipe(
+                Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.statusCode, message: errorText(text) })))
+              )
+          )
+        ),
     raw: (method, path, body) => {
       // Bytes (or nothing) straight through undici where there is one; a streamed body
       // (a blob upload) through the generic client, which streams it.
-      if (Option.isSome(dispatcher) && !(body !== undefined && !(body instanceof Uint8Array))) {
-        return undiciRaw(dispatcher.value, url, unreachable)(method, path, body)
-      }
+      if (undiciRaw !== undefined && (body === undefined || body instanceof Uint8Array)) return undiciRaw(method, path, body)
       const request = HttpClientRequest.make(method)(url + path)
       const withBody = body === undefined
         ? request
@@ -192,73 +201,43 @@ export const make = Effect.gen(function*() {
   })
 })
 
-/** The target's origin and base path (a target behind a path prefix), as undici takes them. */
-const undiciTarget = (url: string) => {
+/**
+ * Requests straight through undici when the Node platform provides its dispatcher: the hot
+ * path, without the generic client's request and response wrapping. Fails with undici's
+ * own error; interrupting it aborts the request.
+ */
+const undiciRequest = (dispatcher: Undici.Dispatcher, url: string) => {
   const target = new URL(url)
-  return { target, base: target.pathname.replace(/\/$/, "") }
+  // A target behind a path prefix keeps it.
+  const base = target.pathname.replace(/\/$/, "")
+  return (options: {
+    readonly method: "GET" | "HEAD" | "POST" | "DELETE"
+    readonly path: string
+    readonly body?: Uint8Array | undefined
+    /** Milliseconds to wait for the response's headers (0: no limit). */
+    readonly headersTimeout?: number
+  }) =>
+    Effect.async<Undici.Dispatcher.ResponseData, unknown>((resume, signal) => {
+      dispatcher.request({
+        origin: target.origin,
+        path: base + options.path,
+        method: options.method,
+        signal,
+        ...(options.body === undefined ? {} : { body: options.body, headers: jsonHeaders }),
+        ...(options.headersTimeout === undefined ? {} : { headersTimeout: options.headersTimeout })
+      }).then(
+        (response) => resume(Effect.succeed(response)),
+        (cause) => resume(Effect.fail(cause))
+      )
+    })
 }
+
+const jsonHeaders = { "content-type": "application/json" }
 
 /** An undici response as an `Upstream`: its status, content type and body, unread. */
 const upstreamOf = (response: Undici.Dispatcher.ResponseData): Upstream => {
   const contentType = response.headers["content-type"]
   return { status: response.statusCode, contentType: Array.isArray(contentType) ? contentType[0] : contentType, body: response.body }
-}
-
-/**
- * Job calls straight through undici when the Node platform provides its dispatcher: the
- * hot path, without the generic client's request and response wrapping. Everything else
- * goes through the `HttpClient`.
- */
-const undiciJob = (
-  dispatcher: Undici.Dispatcher,
-  url: string,
-  unreachable: (cause: unknown) => TargetUnreachable
-) => {
-  const { base, target } = undiciTarget(url)
-  const headers = { "content-type": "application/json" }
-  return (path: string, body: Uint8Array, within?: number) =>
-    Effect.async<Upstream, TargetUnreachable | TargetError | RequestTimeout>((resume, signal) => {
-      // undici's own timer bounds the wait for the first byte: no fiber raced per request.
-      const headersTimeout = within === undefined ? 0 : Math.max(1, within)
-      dispatcher.request({ origin: target.origin, path: base + path, method: "POST", headers, body, signal, headersTimeout }).then(
-        (response) => {
-          if (response.statusCode >= 200 && response.statusCode < 300) {
-            resume(Effect.succeed(upstreamOf(response)))
-            return
-          }
-          response.body.text().then(
-            (text) => resume(Effect.fail(new TargetError({ status: response.statusCode, message: errorText(text) }))),
-            (cause) => resume(Effect.fail(unreachable(cause)))
-          )
-        },
-        (cause) =>
-          resume(Effect.fail(
-            (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" ? noAnswer(within ?? 0) : unreachable(cause)
-          ))
-      )
-    })
-}
-
-/** A pass-through call with a body in bytes (or none) straight through undici: any status is returned. */
-const undiciRaw = (
-  dispatcher: Undici.Dispatcher,
-  url: string,
-  unreachable: (cause: unknown) => TargetUnreachable
-) => {
-  const { base, target } = undiciTarget(url)
-  return (method: "GET" | "HEAD" | "POST" | "DELETE", path: string, body: Uint8Array | undefined) =>
-    Effect.async<Upstream, TargetUnreachable>((resume, signal) => {
-      dispatcher.request({
-        origin: target.origin,
-        path: base + path,
-        method,
-        signal,
-        ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } })
-      }).then(
-        (response) => resume(Effect.succeed(upstreamOf(response))),
-        (cause) => resume(Effect.fail(unreachable(cause)))
-      )
-    })
 }
 
 /** The target took longer than the caller's time to send its first byte. */
