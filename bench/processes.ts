@@ -173,8 +173,11 @@ export interface ServerProcess extends Child {
   readonly url: string
 }
 
-/** `serve.ts`: the fake Ollama (with its options) or the bare `node:http` baseline, in its own process. */
-export const startServer = async (kind: "fake" | "bare", options: Record<string, unknown> = {}): Promise<ServerProcess> => {
+/**
+ * `serve.ts`: the fake Ollama (with its options), the bare `node:http` baseline or the
+ * minimal proxy (`{ target }`), in its own process.
+ */
+export const startServer = async (kind: "fake" | "bare" | "proxy", options: Record<string, unknown> = {}): Promise<ServerProcess> => {
   const started = await spawnUntil("bench/serve.ts", [kind, JSON.stringify(options)], (line) => {
     try {
       return (JSON.parse(line) as { url?: string }).url

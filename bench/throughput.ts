@@ -3,7 +3,12 @@
  * sustains with p99 under 25 ms, for cached `/api/tags` and zero-delay non-streaming
  * `/api/generate`, through foreman and from a bare `node:http` server sending the same bytes
  * (bare.ts). The figure is foreman's rate as a ratio of the bare server's, per round, median
- * over rounds; the two alternate so both see the same machine.
+ * over rounds; the servers alternate so all see the same machine.
+ *
+ * For generate a third server is searched too: the minimal proxy (proxy.ts), `node:http`
+ * and undici forwarding to the same fake and nothing else. It is what any proxy in Node pays
+ * here (the second HTTP exchange and the upstream's own work, on the same two cores), so it
+ * says how much of the gap to the bare server is foreman's and how much is being a proxy.
  *
  * The load generator (load.ts) is its own process: in the server's process it would take
  * half of the server's event loop, and the bare server, the cheaper one, would be distorted
@@ -33,7 +38,7 @@ const TARGET_RATIO = 0.5
 const FOREMAN_ARGS = ["--concurrency", "4096", "--max-queue", "1000000", "--db", ":memory:"]
 
 type Endpoint = "tags" | "generate"
-type Side = "bare" | "foreman"
+type Side = "bare" | "foreman" | "proxy"
 
 interface Server {
   readonly url: string
@@ -115,18 +120,34 @@ const search = async (generator: LoadGenerator, server: Server, endpoint: Endpoi
 interface Round {
   readonly bare: Record<Endpoint, Search>
   readonly foreman: Record<Endpoint, Search>
+  /** The minimal proxy: generate only (it has no cache to answer `/api/tags` from). */
+  readonly proxy: Pick<Record<Endpoint, Search>, "generate">
 }
+
+/** Which servers are searched for a request. */
+const sidesFor: Record<Endpoint, ReadonlyArray<Side>> = { tags: ["bare", "foreman"], generate: ["bare", "proxy", "foreman"] }
+
+const serverName: Record<Side, string> = {
+  foreman: "foreman",
+  proxy: "minimal proxy (`bench/proxy.ts`)",
+  bare: "bare `node:http`"
+}
+
+/** A round's search of a server for a request, if that server was searched for it. */
+const searched = (round: Round, side: Side, endpoint: Endpoint): Search | undefined =>
+  (round[side] as Partial<Record<Endpoint, Search>>)[endpoint]
 
 /** The best passing step of a search: what the server cost per request at its limit. */
 const atLimit = (search: Search): Step | undefined => search.steps.filter((s) => passes(s) && s.rate === search.rate).at(-1)
 
 export const throughput: Benchmark = {
   name: "throughput",
-  title: "Throughput at p99 < 25 ms: foreman vs a bare node:http server",
+  title: "Throughput at p99 < 25 ms: foreman vs a bare node:http server (and a minimal proxy)",
   run: async () => {
     const bare = await startServer("bare")
     const fake = await startServer("fake")
     const foreman = await startForeman(fake.url, FOREMAN_ARGS)
+    const proxy = await startServer("proxy", { target: fake.url })
     const generator = await startLoadGenerator()
     try {
       await untilHealthy(foreman.url)
@@ -137,25 +158,32 @@ export const throughput: Benchmark = {
         await warm(bare.url, endpoint, 1000)
         await warm(foreman.url, endpoint, 100)
       }
+      await warm(proxy.url, "generate", 500)
       await warm(fake.url, "generate", 100)
 
       const servers: Record<Side, Server> = {
         bare: { url: bare.url, pids: [bare.pid] },
-        foreman: { url: foreman.url, pids: [foreman.pid, fake.pid] }
+        foreman: { url: foreman.url, pids: [foreman.pid, fake.pid] },
+        proxy: { url: proxy.url, pids: [proxy.pid, fake.pid] }
       }
       const rounds: Array<Round> = []
       for (let r = 0; r < ROUNDS; r++) {
         const previous = rounds[r - 1]
-        const found: Record<Side, Partial<Record<Endpoint, Search>>> = { bare: {}, foreman: {} }
-        // Alternate which side goes first each round.
-        const sides = r % 2 === 0 ? (["bare", "foreman"] as const) : (["foreman", "bare"] as const)
+        const found: Record<Side, Partial<Record<Endpoint, Search>>> = { bare: {}, foreman: {}, proxy: {} }
         for (const endpoint of ["tags", "generate"] as const) {
+          // Alternate the order each round.
+          const sides = r % 2 === 0 ? sidesFor[endpoint] : [...sidesFor[endpoint]].reverse()
           for (const side of sides) {
-            const start = previous === undefined ? START_RATE : Math.max(MIN_RATE, previous[side][endpoint].rate)
+            const before = previous === undefined ? undefined : searched(previous, side, endpoint)
+            const start = before === undefined ? START_RATE : Math.max(MIN_RATE, before.rate)
             found[side][endpoint] = await search(generator, servers[side], endpoint, start)
           }
         }
-        rounds.push({ bare: found.bare as Record<Endpoint, Search>, foreman: found.foreman as Record<Endpoint, Search> })
+        rounds.push({
+          bare: found.bare as Record<Endpoint, Search>,
+          foreman: found.foreman as Record<Endpoint, Search>,
+          proxy: { generate: found.proxy.generate! }
+        })
       }
 
       const figure = (endpoint: Endpoint) => ({
@@ -165,6 +193,12 @@ export const throughput: Benchmark = {
       })
       const tags = figure("tags")
       const generate = figure("generate")
+      const minimal = {
+        rate: median(rounds.map((r) => r.proxy.generate.rate)),
+        ratio: median(rounds.map((r) => ratio(r.proxy.generate.rate, r.bare.generate.rate))),
+        /** foreman's rate as a share of the minimal proxy's, same round. */
+        foremanShare: median(rounds.map((r) => ratio(r.foreman.generate.rate, r.proxy.generate.rate)))
+      }
       // Is the fake Ollama behind foreman what limits it? One step of it alone at 4× foreman's rate says.
       const fakeRate = Math.max(MIN_RATE, 4 * generate.foreman)
       const fakeStep = await generator.step({
@@ -180,15 +214,19 @@ export const throughput: Benchmark = {
 
       /** Per endpoint and server, the passing step at the median round's rate. */
       const limits = (["tags", "generate"] as const).flatMap((endpoint) =>
-        (["foreman", "bare"] as const).flatMap((side) => {
-          const rate = endpoint === "tags" ? tags[side] : generate[side]
-          const step = rounds.map((r) => atLimit(r[side][endpoint])).find((s) => s?.rate === rate)
+        sidesFor[endpoint].flatMap((side) => {
+          const rate = side === "proxy" ? minimal.rate : endpoint === "tags" ? tags[side] : generate[side]
+          const step = rounds.map((r) => {
+            const s = searched(r, side, endpoint)
+            return s === undefined ? undefined : atLimit(s)
+          }).find((s) => s?.rate === rate)
           return step === undefined ? [] : [{ endpoint: `\`${requestOf[endpoint].path}\``, side, rate, cpuMsPerRequest: step.cpuMsPerRequest, cpuShare: step.cpuShare }]
         })
       )
       const foremanErrors = rounds.flatMap((r) => r.foreman.generate.steps).find((s) => s.errors > 0)?.firstError
       const foremanGenerate = limits.find((l) => l.side === "foreman" && l.endpoint.includes("generate"))
       const bareGenerate = limits.find((l) => l.side === "bare" && l.endpoint.includes("generate"))
+      const minimalGenerate = limits.find((l) => l.side === "proxy")
       const checks: ReadonlyArray<Check> = [
         {
           target: `throughput on zero-delay generate >= ${TARGET_RATIO}x the bare node:http baseline (p99 < ${BOUND_MS} ms)`,
@@ -196,8 +234,7 @@ export const throughput: Benchmark = {
           pass: generate.ratio >= TARGET_RATIO
         }
       ]
-      const perRound = (endpoint: Endpoint) =>
-        rounds.map((r) => `${r.foreman[endpoint].rate} / ${r.bare[endpoint].rate}`).join(", ")
+      const perRound = (side: Side, endpoint: Endpoint) => rounds.map((r) => searched(r, side, endpoint)?.rate).join(", ")
       const markdown = [
         `Open loop: requests due at a fixed rate, latency from the due time. A step passes with p99 ≤ ${BOUND_MS} ms ` +
         `and no errors; it is cut short (failed) once over 1 % of its requests are known to be late. Steps: ` +
@@ -205,16 +242,25 @@ export const throughput: Benchmark = {
         `${START_RATE} req/s (later rounds: from the previous round's result), then ${BISECTIONS} bisections; a rate ` +
         "fails only when two steps at it fail (the machine is shared; after a failed step the servers are left to go " +
         "idle first). " +
-        `${ROUNDS} rounds; in each, both servers are searched for each request, which goes first alternating.`,
+        `${ROUNDS} rounds; in each, every server is searched for each request, the order reversing each round.`,
         "",
         `foreman: \`${FOREMAN_ARGS.join(" ")} --plugins none --log-format json\` (log level info: one line per job, to a file), ` +
         "in front of the zero-delay fake Ollama. Bare: `bench/bare.ts`, a `node:http` server answering the fake's " +
-        "bytes. The load generator (`bench/load.ts`, undici, up to 512 connections) is a separate process.",
+        "bytes. Minimal proxy: `bench/proxy.ts`, `node:http` reading and parsing the body, then forwarding it over " +
+        "undici to the same fake and answering its reply; nothing else (no queue, no checks, no log). The load generator (`bench/load.ts`, undici, up to 512 connections) is a separate process.",
         "",
-        table(["request", "foreman", "bare node:http", "foreman / bare", "per round (foreman / bare)"], [
-          ["`GET /api/tags` (foreman: from its cache)", `${tags.foreman} req/s`, `${tags.bare} req/s`, `**${times(tags.ratio)}**`, perRound("tags")],
-          ["`POST /api/generate` (`stream: false`, zero-delay)", `${generate.foreman} req/s`, `${generate.bare} req/s`, `**${times(generate.ratio)}**`, perRound("generate")]
+        table(["request", "server", "rate", "÷ bare node:http", "per round"], [
+          ["`GET /api/tags`", "foreman (from its cache)", `${tags.foreman} req/s`, `**${times(tags.ratio)}**`, perRound("foreman", "tags")],
+          ["`GET /api/tags`", serverName.bare, `${tags.bare} req/s`, "1×", perRound("bare", "tags")],
+          ["`POST /api/generate` (`stream: false`, zero-delay)", "foreman", `${generate.foreman} req/s`, `**${times(generate.ratio)}**`, perRound("foreman", "generate")],
+          ["`POST /api/generate`", serverName.proxy, `${minimal.rate} req/s`, `**${times(minimal.ratio)}**`, perRound("proxy", "generate")],
+          ["`POST /api/generate`", serverName.bare, `${generate.bare} req/s`, "1×", perRound("bare", "generate")]
         ]),
+        "",
+        `On generate foreman reaches **${times(minimal.foremanShare)}** the minimal proxy's rate (median over rounds of ` +
+        "the same round's ratio); the minimal proxy, which only forwards, reaches " +
+        `${times(minimal.ratio)} the bare server's. That part of the gap is being a proxy at all: a second HTTP ` +
+        "exchange per request and the upstream server's own work, on the same two cores.",
         "",
         `The fake Ollama alone (foreman's upstream here), offered ${fakeRate} req/s of the same generate request (4× ` +
         `foreman's rate): p99 ${millis(fakeStep.p99Ms)}, ${passes(fakeStep) ? "within" : "over"} the bound` +
@@ -227,7 +273,7 @@ export const throughput: Benchmark = {
         "",
         table(["request", "server", "rate", "CPU per request", "CPU, share of one core"], limits.map((l) => [
           l.endpoint,
-          l.side,
+          serverName[l.side],
           `${l.rate} req/s`,
           millis(l.cpuMsPerRequest),
           `${Math.round(l.cpuShare * 100)} %`
@@ -237,22 +283,25 @@ export const throughput: Benchmark = {
           foremanErrors !== undefined ? [
             `Why: foreman answered generate requests with errors (first: ${foremanErrors}), and a step with errors fails.`
           ] : [
-          `Why: at its limit foreman spends ${millis(foremanGenerate?.cpuMsPerRequest ?? Number.NaN)} of CPU per generate ` +
-          `request against ${millis(bareGenerate?.cpuMsPerRequest ?? Number.NaN)} for the bare server, and one Node ` +
+          `Why: ${minimal.ratio < TARGET_RATIO ? "no proxy reaches it on this machine" : "mostly foreman's own cost"}: ` +
+          `the minimal proxy, which does nothing but forward, sustains ${times(minimal.ratio)} the bare server's rate. ` +
+          `On top of that, at its limit foreman spends ${millis(foremanGenerate?.cpuMsPerRequest ?? Number.NaN)} of CPU ` +
+          `per generate request against ${millis(minimalGenerate?.cpuMsPerRequest ?? Number.NaN)} for the minimal proxy ` +
+          `and ${millis(bareGenerate?.cpuMsPerRequest ?? Number.NaN)} for the bare server, and one Node ` +
           "process runs JavaScript on one core: the rate at which p99 stays under the bound is set by that per-request " +
           "cost (plus the garbage-collection pauses it brings), long before the core is nominally full. Where the time " +
           "goes per request is taken apart in `latency.md`."
         ])
       ].join("\n")
       return {
-        data: { boundMs: BOUND_MS, foremanArgs: FOREMAN_ARGS, tags, generate, limits, fakeAlone: fakeStep, rounds },
+        data: { boundMs: BOUND_MS, foremanArgs: FOREMAN_ARGS, tags, generate, minimalProxy: minimal, limits, fakeAlone: fakeStep, rounds },
         markdown,
         checks
       }
     } finally {
       await generator.stop()
       await foreman.stop()
-      await Promise.all([fake.stop(), bare.stop()])
+      await Promise.all([fake.stop(), bare.stop(), proxy.stop()])
     }
   }
 }
