@@ -9,6 +9,15 @@
  * loopback hop each way and foreman's figure is what it adds on top: its second hop, its
  * HTTP parsing and the job machinery. `/api/tags` and `/api/show` are measured the same way
  * to take that apart (see PATHS).
+ *
+ * Generate is also sent through the minimal proxy (proxy.ts: node:http and undici, nothing
+ * else), the least any proxy adds on this machine, so foreman's figure has a floor to be
+ * read against.
+ *
+ * foreman is measured warm, as it runs for days: V8 goes on optimising its hot path for
+ * about the first 15 000 jobs (with `--trace-opt`, new optimised functions stop appearing
+ * about there) and CPU per job falls by a quarter to a third; so the warm-up is that long,
+ * and its CPU per job, block by block, is reported.
  */
 import { Pool } from "undici"
 import { GENERATE_BODY } from "./bare.ts"
@@ -17,8 +26,12 @@ import { cpuMillis, startForeman, startServer, untilHealthy } from "./processes.
 
 const ROUNDS = 12
 const PER_ROUND = 250
-/** Per path before the first round: connections open, both processes' JIT settles. */
+/** Per path and server before the first round: connections open, the JIT settles. */
 const WARMUP = 1000
+/** foreman's generate path, before the first round: until V8 is done optimising it (see above). */
+const FOREMAN_WARMUP = 15_000
+/** The warm-up's CPU per job is read over blocks of this many jobs. */
+const WARMUP_BLOCK = 2_500
 
 const TARGET_P50_MS = 1
 const TARGET_P99_MS = 3
@@ -61,6 +74,8 @@ const block = async (pool: Pool, name: PathName, n: number): Promise<Array<numbe
 interface Round {
   readonly direct: { readonly p50: number; readonly p99: number }
   readonly foreman: { readonly p50: number; readonly p99: number }
+  /** The minimal proxy, generate only. */
+  readonly proxy?: { readonly p50: number; readonly p99: number }
 }
 
 interface Series {
@@ -88,15 +103,25 @@ export const latency: Benchmark = {
   run: async () => {
     const fake = await startServer("fake")
     const foreman = await startForeman(fake.url, ["--db", ":memory:"])
+    const proxy = await startServer("proxy", { target: fake.url })
     // One keep-alive connection per server: one request at a time, no connect in the figures.
     const direct = new Pool(fake.url, { connections: 1 })
     const proxied = new Pool(foreman.url, { connections: 1 })
+    const minimal = new Pool(proxy.url, { connections: 1 })
     try {
       await untilHealthy(foreman.url)
+      // foreman's CPU per job over the warm-up, block by block.
+      const warmupCpu: Array<number> = []
+      for (let done = 0; done < FOREMAN_WARMUP; done += WARMUP_BLOCK) {
+        const before = cpuMillis(foreman.pid)
+        await block(proxied, "generate", WARMUP_BLOCK)
+        warmupCpu.push((cpuMillis(foreman.pid) - before) / WARMUP_BLOCK)
+      }
       for (const name of PATHS) {
         await block(direct, name, WARMUP)
-        await block(proxied, name, WARMUP)
+        if (name !== "generate") await block(proxied, name, WARMUP)
       }
+      await block(minimal, "generate", WARMUP)
       const rounds: Record<PathName, Array<Round>> = { generate: [], show: [], tags: [] }
       // CPU foreman burns per request (its own process, from /proc): where the added time goes.
       const cpu: Record<PathName, number> = { generate: 0, show: 0, tags: 0 }
@@ -109,17 +134,24 @@ export const latency: Benchmark = {
       }
       for (let r = 0; r < ROUNDS; r++) {
         for (const name of PATHS) {
-          // Alternate which side goes first, so neither always follows the other's garbage.
-          const first = r % 2 === 0 ? direct : proxied
-          const a = await timed(first, name)
-          const b = await timed(first === direct ? proxied : direct, name)
-          const [d, f] = first === direct ? [a, b] : [b, a]
-          rounds[name].push({ direct: summary(d), foreman: summary(f) })
+          // Alternate the order, so no server always follows another's garbage.
+          const pools = name === "generate" ? [direct, minimal, proxied] : [direct, proxied]
+          const samples = new Map<Pool, Array<number>>()
+          for (const pool of r % 2 === 0 ? pools : pools.reverse()) samples.set(pool, await timed(pool, name))
+          rounds[name].push({
+            direct: summary(samples.get(direct)!),
+            foreman: summary(samples.get(proxied)!),
+            ...(samples.has(minimal) ? { proxy: summary(samples.get(minimal)!) } : {})
+          })
         }
       }
       const generate = series(rounds.generate)
       const show = series(rounds.show)
       const tags = series(rounds.tags)
+      const minimalAdded = {
+        p50: median(rounds.generate.map((r) => r.proxy!.p50 - r.direct.p50)),
+        p99: median(rounds.generate.map((r) => r.proxy!.p99 - r.direct.p99))
+      }
       const perRequest = (name: PathName) => cpu[name] / (ROUNDS * PER_ROUND)
       const cpuPerRequest = { generate: perRequest("generate"), show: perRequest("show"), tags: perRequest("tags") }
       const checks: ReadonlyArray<Check> = [
@@ -144,8 +176,8 @@ export const latency: Benchmark = {
         `**${millis(s.addedP99)}**`
       ]
       const markdown = [
-        `${ROUNDS} rounds × ${PER_ROUND} sequential requests per side and path (after ${WARMUP} warm-up requests each), ` +
-        "direct and foreman alternating within each round, which side goes first alternating between rounds. " +
+        `${ROUNDS} rounds × ${PER_ROUND} sequential requests per server and path (after the warm-up below), ` +
+        "the servers taking turns within each round, the order reversing between rounds. " +
         "One keep-alive connection per server (undici `Pool`, `connections: 1`). The fake Ollama (zero delay), " +
         "foreman and the client are three processes. foreman: `--db :memory: --plugins none --log-format json`, " +
         "everything else default (`--concurrency 1`, log level info: one log line per job).",
@@ -161,6 +193,16 @@ export const latency: Benchmark = {
             row("`GET /api/tags`, from foreman's cache", tags)
           ]
         ),
+        "",
+        "For scale, the same generate request through the minimal proxy (`bench/proxy.ts`: `node:http` and undici, " +
+        "forwarding and nothing else), measured in the same rounds: it adds " +
+        `**${millis(minimalAdded.p50)}** at p50 and **${millis(minimalAdded.p99)}** at p99. That much is the second ` +
+        "hop on this machine, whatever the proxy does.",
+        "",
+        `foreman is measured warm: before the rounds it ran ${FOREMAN_WARMUP} generate jobs (and ${WARMUP} of each ` +
+        `other request; every other server ${WARMUP} per request). Its CPU per job over that warm-up, by blocks of ` +
+        `${WARMUP_BLOCK}: ${warmupCpu.map(millis).join(", ")}. V8 goes on optimising the hot path for about the ` +
+        "first 15 000 jobs: a foreman that has just started is that much slower until then.",
         "",
         "foreman's own CPU time (user + system, `/proc/<pid>/stat`) per request over the measured rounds:",
         "",
@@ -190,11 +232,26 @@ export const latency: Benchmark = {
           "garbage-collection pauses and the machine's noise to that."
         ])
       ].join("\n")
-      return { data: { rounds: ROUNDS, perRound: PER_ROUND, warmup: WARMUP, generate, show, tags, foremanCpuMsPerRequest: cpuPerRequest }, markdown, checks }
+      return {
+        data: {
+          rounds: ROUNDS,
+          perRound: PER_ROUND,
+          warmup: WARMUP,
+          foremanWarmup: FOREMAN_WARMUP,
+          foremanWarmupCpuMsPerJob: warmupCpu,
+          generate,
+          show,
+          tags,
+          minimalProxyAdded: minimalAdded,
+          foremanCpuMsPerRequest: cpuPerRequest
+        },
+        markdown,
+        checks
+      }
     } finally {
-      await Promise.all([direct.close(), proxied.close()])
+      await Promise.all([direct.close(), proxied.close(), minimal.close()])
       await foreman.stop()
-      await fake.stop()
+      await Promise.all([fake.stop(), proxy.stop()])
     }
   }
 }

@@ -34,6 +34,9 @@ const MIN_RATE = 10
 /** Far above what one generator process can offer on this machine: a cap, not a goal. */
 const MAX_RATE = 64_000
 const TARGET_RATIO = 0.5
+/** foreman's generate warm-up: jobs, and the rate they are sent at. */
+const FOREMAN_WARMUP_JOBS = 15_000
+const FOREMAN_WARMUP_RATE = 500
 /** foreman's settings: the scheduler must not be the limit here. */
 const FOREMAN_ARGS = ["--concurrency", "4096", "--max-queue", "1000000", "--db", ":memory:"]
 
@@ -158,6 +161,17 @@ export const throughput: Benchmark = {
         await warm(bare.url, endpoint, 1000)
         await warm(foreman.url, endpoint, 100)
       }
+      // foreman's generate path until V8 is done optimising it (about 15 000 jobs, see
+      // latency.ts), at a rate a cold foreman keeps up with.
+      await generator.step({
+        url: foreman.url,
+        ...requestOf.generate,
+        rate: FOREMAN_WARMUP_RATE,
+        warmupMs: 0,
+        durationMs: (1000 * FOREMAN_WARMUP_JOBS) / FOREMAN_WARMUP_RATE,
+        graceMs: GRACE_MS,
+        boundMs: 1e9
+      })
       await warm(proxy.url, "generate", 500)
       await warm(fake.url, "generate", 100)
 
@@ -245,7 +259,9 @@ export const throughput: Benchmark = {
         `${ROUNDS} rounds; in each, every server is searched for each request, the order reversing each round.`,
         "",
         `foreman: \`${FOREMAN_ARGS.join(" ")} --plugins none --log-format json\` (log level info: one line per job, to a file), ` +
-        "in front of the zero-delay fake Ollama. Bare: `bench/bare.ts`, a `node:http` server answering the fake's " +
+        `in front of the zero-delay fake Ollama, warmed with ${FOREMAN_WARMUP_JOBS} generate jobs ` +
+        `(${FOREMAN_WARMUP_RATE} req/s, not measured; V8 optimises its hot path over about that many, see \`latency.md\`). ` +
+        "Bare: `bench/bare.ts`, a `node:http` server answering the fake's " +
         "bytes. Minimal proxy: `bench/proxy.ts`, `node:http` reading and parsing the body, then forwarding it over " +
         "undici to the same fake and answering its reply; nothing else (no queue, no checks, no log). The load generator (`bench/load.ts`, undici, up to 512 connections) is a separate process.",
         "",
