@@ -17,6 +17,7 @@
  * what a proxy costs. Each step: 0.3 s at the rate (not measured), then 1 s measured.
  * Search: double from a start rate until a step fails, then bisect 3 times (within 1/8).
  */
+import { Pool } from "undici"
 import { GENERATE_BODY } from "./bare.ts"
 import { type Benchmark, type Check, targetsBlock, median, millis, ratio, table, times } from "./lib.ts"
 import type { LoadResult, LoadStep } from "./load.ts"
@@ -34,9 +35,9 @@ const MIN_RATE = 10
 /** Far above what one generator process can offer on this machine: a cap, not a goal. */
 const MAX_RATE = 64_000
 const TARGET_RATIO = 0.5
-/** foreman's generate warm-up: jobs, and the rate they are sent at. */
+/** foreman's generate warm-up: jobs, sent by this many clients one after another (closed loop). */
 const FOREMAN_WARMUP_JOBS = 15_000
-const FOREMAN_WARMUP_RATE = 500
+const FOREMAN_WARMUP_CLIENTS = 8
 /** foreman's settings: the scheduler must not be the limit here. */
 const FOREMAN_ARGS = ["--concurrency", "4096", "--max-queue", "1000000", "--db", ":memory:"]
 
@@ -136,6 +137,29 @@ const serverName: Record<Side, string> = {
   bare: "bare `node:http`"
 }
 
+/**
+ * foreman's generate path until V8 is done optimising it (about 15 000 jobs, see latency.ts).
+ * Closed loop, so it runs as fast as foreman answers: a cold foreman falls behind any fixed
+ * rate worth sending, and would start the searches with a backlog.
+ */
+const warmUp = async (url: string): Promise<void> => {
+  const pool = new Pool(url, { connections: FOREMAN_WARMUP_CLIENTS })
+  let sent = 0
+  const client = async () => {
+    while (sent < FOREMAN_WARMUP_JOBS) {
+      sent++
+      const response = await pool.request({ method: "POST", path: requestOf.generate.path, body: GENERATE_BODY, headers: { "content-type": "application/json" } })
+      await response.body.dump()
+      if (response.statusCode !== 200) throw new Error(`warm-up: HTTP ${response.statusCode}`)
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: FOREMAN_WARMUP_CLIENTS }, client))
+  } finally {
+    await pool.close()
+  }
+}
+
 /** A round's search of a server for a request, if that server was searched for it. */
 const searched = (round: Round, side: Side, endpoint: Endpoint): Search | undefined =>
   (round[side] as Partial<Record<Endpoint, Search>>)[endpoint]
@@ -161,17 +185,8 @@ export const throughput: Benchmark = {
         await warm(bare.url, endpoint, 1000)
         await warm(foreman.url, endpoint, 100)
       }
-      // foreman's generate path until V8 is done optimising it (about 15 000 jobs, see
-      // latency.ts), at a rate a cold foreman keeps up with.
-      await generator.step({
-        url: foreman.url,
-        ...requestOf.generate,
-        rate: FOREMAN_WARMUP_RATE,
-        warmupMs: 0,
-        durationMs: (1000 * FOREMAN_WARMUP_JOBS) / FOREMAN_WARMUP_RATE,
-        graceMs: GRACE_MS,
-        boundMs: 1e9
-      })
+      await warmUp(foreman.url)
+      await quiesce([foreman.pid, fake.pid])
       await warm(proxy.url, "generate", 500)
       await warm(fake.url, "generate", 100)
 
@@ -260,7 +275,8 @@ export const throughput: Benchmark = {
         "",
         `foreman: \`${FOREMAN_ARGS.join(" ")} --plugins none --log-format json\` (log level info: one line per job, to a file), ` +
         `in front of the zero-delay fake Ollama, warmed with ${FOREMAN_WARMUP_JOBS} generate jobs ` +
-        `(${FOREMAN_WARMUP_RATE} req/s, not measured; V8 optimises its hot path over about that many, see \`latency.md\`). ` +
+        `(${FOREMAN_WARMUP_CLIENTS} clients one request after another, not measured; V8 optimises its hot path over about ` +
+        "that many, see `latency.md`). " +
         "Bare: `bench/bare.ts`, a `node:http` server answering the fake's " +
         "bytes. Minimal proxy: `bench/proxy.ts`, `node:http` reading and parsing the body, then forwarding it over " +
         "undici to the same fake and answering its reply; nothing else (no queue, no checks, no log). The load generator (`bench/load.ts`, undici, up to 512 connections) is a separate process.",
