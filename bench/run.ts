@@ -52,7 +52,7 @@ const writeIndex = (entries: ReadonlyArray<Written>): void => {
   const lines = [
     "# Benchmark results",
     "",
-    "Written by `npm run bench` (every benchmark, about 7 minutes on 2 cores) or `npm run bench -- <name>`. Each " +
+    "Written by `npm run bench` (every benchmark, about 8–9 minutes on 2 cores) or `npm run bench -- <name>`. Each " +
     "benchmark starts once the machine is under 15 % busy over a second (after at most 30 s of waiting); each file " +
     "notes the commit, the machine, its load going in and how long it ran. To see where foreman's time goes: " +
     "`BENCH_CPU_PROF=/tmp/prof npm run bench -- latency`, then `node bench/profile.ts /tmp/prof/*.cpuprofile`.",
