@@ -14,22 +14,18 @@
  * else), the least any proxy adds on this machine, so foreman's figure has a floor to be
  * read against.
  *
- * foreman is measured warm, as it runs for days: V8 goes on optimising its hot path for
- * about the first 15 000 jobs (with `--trace-opt`, new optimised functions stop appearing
- * about there) and CPU per job falls by a quarter to a third; so the warm-up is that long,
- * and its CPU per job, block by block, is reported.
+ * foreman is measured warm (`FOREMAN_WARMUP_JOBS`, lib.ts), and its CPU per job over the
+ * warm-up, block by block, is reported.
  */
 import { Pool } from "undici"
 import { GENERATE_BODY } from "./bare.ts"
-import { type Benchmark, type Check, targetsBlock, median, millis, percentile, table } from "./lib.ts"
+import { type Benchmark, type Check, FOREMAN_WARMUP_JOBS, targetsBlock, median, millis, percentile, table } from "./lib.ts"
 import { cpuMillis, startForeman, startServer, untilHealthy } from "./processes.ts"
 
 const ROUNDS = 12
 const PER_ROUND = 250
 /** Per path and server before the first round: connections open, the JIT settles. */
 const WARMUP = 1000
-/** foreman's generate path, before the first round: until V8 is done optimising it (see above). */
-const FOREMAN_WARMUP = 15_000
 /** The warm-up's CPU per job is read over blocks of this many jobs. */
 const WARMUP_BLOCK = 2_500
 
@@ -112,7 +108,7 @@ export const latency: Benchmark = {
       await untilHealthy(foreman.url)
       // foreman's CPU per job over the warm-up, block by block.
       const warmupCpu: Array<number> = []
-      for (let done = 0; done < FOREMAN_WARMUP; done += WARMUP_BLOCK) {
+      for (let done = 0; done < FOREMAN_WARMUP_JOBS; done += WARMUP_BLOCK) {
         const before = cpuMillis(foreman.pid)
         await block(proxied, "generate", WARMUP_BLOCK)
         warmupCpu.push((cpuMillis(foreman.pid) - before) / WARMUP_BLOCK)
@@ -199,10 +195,10 @@ export const latency: Benchmark = {
         `**${millis(minimalAdded.p50)}** at p50 and **${millis(minimalAdded.p99)}** at p99. That much is the second ` +
         "hop on this machine, whatever the proxy does.",
         "",
-        `foreman is measured warm: before the rounds it ran ${FOREMAN_WARMUP} generate jobs (and ${WARMUP} of each ` +
+        `foreman is measured warm: before the rounds it ran ${FOREMAN_WARMUP_JOBS} generate jobs (and ${WARMUP} of each ` +
         `other request; every other server ${WARMUP} per request). Its CPU per job over that warm-up, by blocks of ` +
-        `${WARMUP_BLOCK}: ${warmupCpu.map(millis).join(", ")}. V8 goes on optimising the hot path for about the ` +
-        "first 15 000 jobs: a foreman that has just started is that much slower until then.",
+        `${WARMUP_BLOCK}: ${warmupCpu.map(millis).join(", ")}. V8 goes on optimising the hot path for about that ` +
+        "many jobs: a foreman that has just started is that much slower until then.",
         "",
         "foreman's own CPU time (user + system, `/proc/<pid>/stat`) per request over the measured rounds:",
         "",
@@ -237,7 +233,7 @@ export const latency: Benchmark = {
           rounds: ROUNDS,
           perRound: PER_ROUND,
           warmup: WARMUP,
-          foremanWarmup: FOREMAN_WARMUP,
+          foremanWarmup: FOREMAN_WARMUP_JOBS,
           foremanWarmupCpuMsPerJob: warmupCpu,
           generate,
           show,

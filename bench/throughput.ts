@@ -19,7 +19,7 @@
  */
 import { Pool } from "undici"
 import { GENERATE_BODY } from "./bare.ts"
-import { type Benchmark, type Check, targetsBlock, median, millis, ratio, table, times } from "./lib.ts"
+import { type Benchmark, type Check, FOREMAN_WARMUP_JOBS, targetsBlock, median, millis, ratio, table, times } from "./lib.ts"
 import type { LoadResult, LoadStep } from "./load.ts"
 import { cpuMillis, type LoadGenerator, quiesce, startForeman, startLoadGenerator, startServer, untilHealthy } from "./processes.ts"
 
@@ -35,8 +35,7 @@ const MIN_RATE = 10
 /** Far above what one generator process can offer on this machine: a cap, not a goal. */
 const MAX_RATE = 64_000
 const TARGET_RATIO = 0.5
-/** foreman's generate warm-up: jobs, sent by this many clients one after another (closed loop). */
-const FOREMAN_WARMUP_JOBS = 15_000
+/** foreman's warm-up (lib.ts) is sent by this many clients, each one request after another. */
 const FOREMAN_WARMUP_CLIENTS = 8
 /** foreman's settings: the scheduler must not be the limit here. */
 const FOREMAN_ARGS = ["--concurrency", "4096", "--max-queue", "1000000", "--db", ":memory:"]
@@ -138,11 +137,11 @@ const serverName: Record<Side, string> = {
 }
 
 /**
- * foreman's generate path until V8 is done optimising it (about 15 000 jobs, see latency.ts).
+ * foreman's generate path until V8 is done optimising it (`FOREMAN_WARMUP_JOBS`, lib.ts).
  * Closed loop, so it runs as fast as foreman answers: a cold foreman falls behind any fixed
  * rate worth sending, and would start the searches with a backlog.
  */
-const warmUp = async (url: string): Promise<void> => {
+const warmForeman = async (url: string): Promise<void> => {
   const pool = new Pool(url, { connections: FOREMAN_WARMUP_CLIENTS })
   let sent = 0
   const client = async () => {
@@ -185,7 +184,7 @@ export const throughput: Benchmark = {
         await warm(bare.url, endpoint, 1000)
         await warm(foreman.url, endpoint, 100)
       }
-      await warmUp(foreman.url)
+      await warmForeman(foreman.url)
       await quiesce([foreman.pid, fake.pid])
       await warm(proxy.url, "generate", 500)
       await warm(fake.url, "generate", 100)
