@@ -224,8 +224,10 @@ export const latency: Benchmark = {
           "`node bench/profile.ts <file>`), taken when this benchmark was written, put most of it in the Effect runtime " +
           "(fiber run loop, fiber refs, context comparisons, metric keys) and garbage collection (the sampling heap " +
           "profiler counts about 370 KB allocated per job, nearly all of it in Effect's run loop and fiber-ref maps) " +
-          "rather than in any one function of foreman's. The p99 adds " +
-          "garbage-collection pauses and the machine's noise to that."
+          "rather than in any one function of foreman's. The p99 is that plus one young-generation collection: " +
+          "at that allocation rate foreman's 8 MiB young generation fills every ~25 jobs (a round's slowest " +
+          "requests come ~25 apart), and each collection takes 1–2 ms on these machines, so about one request " +
+          "in 25 (4 %) pays it. A larger young generation spaces them out but lengthens each one as much."
         ])
       ].join("\n")
       return {
