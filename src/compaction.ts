@@ -4,10 +4,15 @@
  * up, and a broker at rest allocates too little to make it collect. So the RSS after
  * start-up, after 10 000 submissions or after a drained queue would stay tens of MB above
  * what foreman uses. Here foreman runs one memory-reducing collection itself: once when it
- * has started (module compilation leaves ~60 MB of garbage), then whenever its RSS has
- * grown a fifth since the last one while nothing has run at the target and foreman has been
- * quiet (under 5 % of a core) for two checks in a row. A collection takes ~0.1 s: never
- * while a job runs, requests keep foreman busy, or in a short lull between bursts.
+ * has started (module compilation leaves ~60 MB of garbage), then whenever its RSS is a
+ * fifth above its resting level (the least a collection has left it at) and has grown
+ * since the last collection, while nothing has run at the target and foreman has been
+ * quiet (under 5 % of a core) for two checks in a row. Measured from the resting level, not
+ * only from the last collection: one taken while 10 000 jobs sat queued leaves RSS high,
+ * and what their run leaves behind would otherwise stay. The growth since the last one keeps
+ * a large live set (a long queue) from being collected again and again for nothing. A
+ * collection takes ~0.1 s: never while a job runs, requests keep foreman busy, or in a
+ * short lull between bursts.
  *
  * Needs `gc`, which `--expose-gc` provides (the `#!` line of `bin/foreman-effect.js`
  * passes it); without it (an embedding application, `deno run`) this does nothing.
@@ -20,8 +25,10 @@ import * as Metrics from "./Metrics.ts"
 
 export type Collect = (options: { type: "major"; execution: "sync"; flavor: "last-resort" }) => unknown
 
-/** RSS growth over the last collection that makes the next one worth it. */
-const growth = 1.2
+/** RSS over the resting level (the least a collection has left) that makes a collection worth it. */
+const overRest = 1.2
+/** RSS growth since the last collection without which another one would free nothing new. */
+const sinceLast = 1.05
 /** The share of one core below which foreman counts as quiet (a poll now and then). */
 const quietShare = 0.05
 /**
@@ -53,18 +60,21 @@ export const layer = (options: Options = {}) =>
       gc({ type: "major", execution: "sync", flavor: "last-resort" })
       return sample()
     }
-    let { cpuMillis: lastCpu, rss: baseline } = collect()
+    let { cpuMillis: lastCpu, rss: afterLast } = collect()
+    let rest = afterLast
     let quietFor = 0
     yield* Effect.sync(() => {
       const { cpuMillis, rss } = sample()
       const idle = Metrics.jobsRunning.unsafeValue([]).value === 0
       quietFor = idle && cpuMillis - lastCpu < quietShare * every ? quietFor + 1 : 0
       lastCpu = cpuMillis
-      baseline = Math.min(baseline, rss)
-      if (quietFor >= quietChecks && rss > baseline * growth) {
+      afterLast = Math.min(afterLast, rss)
+      rest = Math.min(rest, rss)
+      if (quietFor >= quietChecks && rss > rest * overRest && rss > afterLast * sinceLast) {
         const after = collect()
         lastCpu = after.cpuMillis
-        baseline = after.rss
+        afterLast = after.rss
+        rest = Math.min(rest, after.rss)
         quietFor = 0
       }
     }).pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)

@@ -22,7 +22,7 @@ const fakeProcess = () => {
 }
 
 describe("Compaction", () => {
-  it.scoped("collects once at start, then when RSS grew a fifth after two quiet checks with nothing running", () =>
+  it.scoped("collects once at start, then when RSS is a fifth over its resting level after two quiet checks with nothing running", () =>
     Effect.gen(function*() {
       const { options, state } = fakeProcess()
       yield* Layer.build(Compaction.layer(options))
@@ -59,6 +59,31 @@ describe("Compaction", () => {
       expect(state.collections).toBe(2)
       state.rss = 130 * MB
       yield* TestClock.adjust("2 seconds")
+      expect(state.collections).toBe(3)
+    }))
+
+  it.scoped("measures from the resting level: what a long queue's run leaves behind is given back", () =>
+    Effect.gen(function*() {
+      const { options, state } = fakeProcess()
+      yield* Layer.build(Compaction.layer(options))
+      expect(state.collections).toBe(1)
+
+      // A collection while 10 000 jobs sit queued: much of it is live, RSS stays high.
+      state.afterCollection = 150 * MB
+      state.rss = 180 * MB
+      yield* TestClock.adjust("2 seconds")
+      expect(state.collections).toBe(2)
+      // The queue stays: however long, no collection again without growth since the last.
+      state.rss = 155 * MB
+      yield* TestClock.adjust("10 seconds")
+      expect(state.collections).toBe(2)
+
+      // It drained, leaving garbage: 13 % over the last collection, 70 % over rest. Collect.
+      state.afterCollection = 104 * MB
+      state.rss = 170 * MB
+      yield* TestClock.adjust("2 seconds")
+      expect(state.collections).toBe(3)
+      yield* TestClock.adjust("10 seconds")
       expect(state.collections).toBe(3)
     }))
 
