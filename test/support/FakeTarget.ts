@@ -761,6 +761,7 @@ interface Runner {
   keepAliveMs: number
   expiresAt: number
   active: number
+  /** When it was last used, as a count of uses: two uses within one millisecond stay ordered. */
   lastUsed: number
 }
 
@@ -955,6 +956,7 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
     const now = Date.now()
     for (const [key, r] of runners) if (r.active === 0 && r.expiresAt <= now) runners.delete(key)
   }
+  let uses = 0
   const evict = (keep: Runner): void => {
     while (runners.size > maxLoaded) {
       const others = [...runners.values()].filter((r) => r !== keep)
@@ -970,7 +972,7 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
     const finish = (): Runner => {
       const now = Date.now()
       const ka = keepAliveMs ?? defaultKeepAliveMs
-      const runner: Runner = { entry, numCtx, keepAliveMs: ka, expiresAt: now + Math.min(ka, FOREVER_MS), active: record.waiters, lastUsed: now }
+      const runner: Runner = { entry, numCtx, keepAliveMs: ka, expiresAt: now + Math.min(ka, FOREVER_MS), active: record.waiters, lastUsed: ++uses }
       runners.delete(entry.key)
       runners.set(entry.key, runner)
       loading.delete(entry.key)
@@ -999,7 +1001,7 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
       const current = runners.get(entry.key)
       if (current !== undefined && current.numCtx === numCtx) {
         current.active++
-        current.lastUsed = Date.now()
+        current.lastUsed = ++uses
         if (keepAliveMs !== undefined) current.keepAliveMs = keepAliveMs
         return current
       }
@@ -1011,7 +1013,7 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
   }
   const release = (r: Runner): void => {
     r.active = Math.max(0, r.active - 1)
-    r.lastUsed = Date.now()
+    r.lastUsed = ++uses
     if (r.active > 0) return
     if (r.keepAliveMs <= 0) {
       if (runners.get(r.entry.key) === r) runners.delete(r.entry.key)
