@@ -1,13 +1,33 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --expose-gc --no-allocation-site-pretenuring
-// The CLI entry. Node (>= 22.13 with type stripping, as pinned for this repository) runs the
-// TypeScript sources directly; the same sources run under `deno run`.
-// The flag: V8 sizes the young generation from the machine's memory (up to 64 MiB per
-// semi-space on a box with 16 GiB or more) and keeps it committed; a broker's garbage is
-// short-lived and small, so 8 MiB serves it as well at a fraction of the resident memory.
-// `--expose-gc` lets foreman give memory back after start-up and after bursts
-// (src/compaction.ts). `--no-allocation-site-pretenuring`: V8 learns during the first
-// thousands of jobs that some of a job's objects outlive a young collection and then
-// allocates them in the old generation, where (dead or not) they keep the young objects
-// they point to alive through every young collection until the next full one; without it
-// each young collection copies a seventh as much and pauses half as long (docs/decisions.md).
-import "../src/bin.ts"
+#!/usr/bin/env node
+// The command line's entry: `npx foreman-effect`, `node bin/foreman-effect.js`,
+// `deno run -A npm:foreman-effect`. Plain JavaScript that every Node parses, so that a Node
+// too old for foreman hears it in one line instead of a stack trace. It passes no process
+// flags (launchers differ in whether they honour a `#!` line's: npm's Windows shims and Deno
+// do not), so foreman runs the same however it is started.
+import { existsSync } from "node:fs"
+
+const minimum = [22, 13]
+
+if (!("Deno" in globalThis)) {
+  const version = process.versions.node
+  const [major, minor] = version.split(".").map(Number)
+  if (major < minimum[0] || (major === minimum[0] && minor < minimum[1])) {
+    process.stderr.write(`foreman-effect needs Node >= ${minimum.join(".")} (this is Node ${version})\n`)
+    process.exit(1)
+  }
+}
+
+// A checkout runs its TypeScript sources (Node >= 22.18 and Deno strip the types); an
+// installed package holds no sources, only their build in dist/ (neither runtime strips
+// types under node_modules).
+const sources = new URL("../src/bin.ts", import.meta.url)
+if (!existsSync(sources)) {
+  await import(new URL("../dist/src/bin.js", import.meta.url).href)
+} else if ("Deno" in globalThis || process.features.typescript) {
+  await import(sources.href)
+} else {
+  process.stderr.write(
+    `foreman-effect's sources need a Node that strips types, >= 22.18 (this is Node ${process.versions.node}); \`npm start\` runs the one this repository pins\n`
+  )
+  process.exit(1)
+}

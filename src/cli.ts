@@ -16,6 +16,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberId from "effect/FiberId"
 import * as HashSet from "effect/HashSet"
@@ -23,10 +24,29 @@ import * as Inspectable from "effect/Inspectable"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Record from "effect/Record"
-import packageJson from "../package.json" with { type: "json" }
+import * as Schema from "effect/Schema"
+import { fileURLToPath } from "node:url"
 import { type ForemanSettings, foremanConfig, formatConfigError, settings } from "./Config.ts"
 
 const name = "foreman-effect"
+
+const Manifest = Schema.parseJson(Schema.Struct({ name: Schema.String, version: Schema.String }))
+
+/**
+ * foreman's own version, from its package.json: the one above `src/` in a checkout, above
+ * `dist/src/` in the installed package.
+ */
+const ownVersion = Effect.gen(function*() {
+  const fs = yield* FileSystem.FileSystem
+  for (const candidate of ["../package.json", "../../package.json"]) {
+    const manifest = yield* fs.readFileString(fileURLToPath(new URL(candidate, import.meta.url))).pipe(
+      Effect.flatMap(Schema.decodeUnknown(Manifest)),
+      Effect.option
+    )
+    if (Option.isSome(manifest) && manifest.value.name === name) return manifest.value.version
+  }
+  return "unknown"
+})
 
 /** Start-up was refused (bad flag or value); `message` has already been written to stderr. */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
@@ -218,14 +238,10 @@ export const run = <E, R>(
       }).pipe(Effect.withConsole(terminal))
     )
 
-    const cli = Command.run(command, {
-      name,
-      version: packageJson.version,
-      summary: Span.text("a job broker in front of an Ollama server"),
-      footer
-    })
-
-    return cli(argv).pipe(
+    return ownVersion.pipe(
+      Effect.flatMap((version) =>
+        Command.run(command, { name, version, summary: Span.text("a job broker in front of an Ollama server"), footer })(argv)
+      ),
       Effect.withConsole(parsingConsole(terminal)),
       Effect.provide(CliConfig.layer({ showBuiltIns: false })),
       Effect.catchIf(ValidationError.isValidationError, (error) => refuse(describeUsageError(error)))

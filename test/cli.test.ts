@@ -234,7 +234,7 @@ describe("src/bin.ts as a process", () => {
     )
   })
 
-  it("the entry npx runs is an executable whose #! line starts Node with its flags", () => {
+  it("the entry npx runs is an executable that starts the Node first on PATH, with no flags", () => {
     // As npx runs it: the file itself, with the project's Node first on PATH.
     const result = spawnSync(path.join(root, "bin/foreman-effect.js"), ["--version"], {
       cwd: root,
