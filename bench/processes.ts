@@ -85,15 +85,11 @@ export interface ForemanProcess extends Child {
   readonly stderr: () => string
 }
 
-/** The entry `npx foreman-effect` runs, and the Node flags its `#!` line passes. */
+/** The entry `npx foreman-effect` runs (with no Node flags of its own). */
 const entry = "bin/foreman-effect.js"
-export const entryNodeFlags = (): ReadonlyArray<string> => {
-  const shebang = readFileSync(join(root, entry), "utf8").split("\n")[0]!
-  return shebang.split(/\s+/).filter((word) => word.startsWith("--"))
-}
 
 /**
- * foreman as `npx foreman-effect` runs it (`node <flags of its #! line> bin/foreman-effect.js`)
+ * foreman as `npx foreman-effect` runs it (`node bin/foreman-effect.js`)
  * with `--target <target> --port 0 --plugins none --log-format json ...extra`.
  * Its log (one line per job at the default level) goes to a temporary file, not a pipe:
  * Node writes to a pipe synchronously, so a busy benchmark process slow to drain it would
@@ -108,7 +104,6 @@ export const startForeman = async (
 ): Promise<ForemanProcess> => {
   const profile = process.env.BENCH_CPU_PROF
   const nodeArgs = [
-    ...entryNodeFlags(),
     ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []),
     ...(options.nodeArgs ?? [])
   ]

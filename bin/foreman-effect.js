@@ -6,7 +6,7 @@
 // do not), so foreman runs the same however it is started.
 import { existsSync } from "node:fs"
 
-const minimum = [22, 13]
+const minimum = [22, 16]
 
 if (!("Deno" in globalThis)) {
   const version = process.versions.node

@@ -22,6 +22,8 @@ const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as
   devDependencies: Record<string, string>
 }
 const deno = runtimes.deno.command
+/** The oldest Node the package says it runs on (`engines`), e.g. "22.16". */
+const minimumNode = /^>=(\d+\.\d+)$/.exec(manifest.engines.node)![1]!
 
 interface Finished {
   readonly status: number | null
@@ -205,8 +207,26 @@ describe("the package as npm pack makes it", () => {
     const result = await run(old.path, [join(app, "node_modules/foreman-effect/bin/foreman-effect.js"), "--help"], { cwd: app, env })
     expect(result.status).toBe(1)
     expect(result.stdout).toBe("")
-    expect(result.stderr).toBe(`foreman-effect needs Node >= 22.13 (this is Node ${old.version})\n`)
-    expect(manifest.engines.node).toBe(">=22.13")
+    expect(result.stderr).toBe(`foreman-effect needs Node >= ${minimumNode} (this is Node ${old.version})\n`)
+  })
+
+  it("the oldest Node that engines allows serves chats and keeps an async job in SQLite", async () => {
+    const dir = join(work, "oldest-node")
+    mkdirSync(dir)
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "oldest-node", private: true }))
+    succeeded(await run("npm", ["install", `node@${minimumNode}`], { cwd: dir, env }), `npm install node@${minimumNode}`)
+    const node = join(dir, "node_modules/.bin/node")
+    const foreman = await serve(node, [join(app, "node_modules/foreman-effect/bin/foreman-effect.js"), "--db", join(dir, "jobs.db")], {
+      cwd: app
+    })
+    await chatsLikeTheTarget(foreman.url, target)
+    const submitted = await fetch(`${foreman.url}/foreman/v1/jobs`, {
+      method: "POST",
+      body: JSON.stringify({ endpoint: "/api/generate", body: { model: "llama3.2", prompt: "kept" } })
+    })
+    expect(submitted.status).toBe(202)
+    const job = await (await fetch(`${foreman.url}${submitted.headers.get("location")}?wait=30s`)).json()
+    expect(job).toMatchObject({ status: "succeeded", result: { response: expect.stringContaining("kept") } })
   })
 
   describe("from a registry", () => {
@@ -254,7 +274,7 @@ describe("the package as npm pack makes it", () => {
       const empty = mkdtempSync(join(work, "old-node-"))
       const onOldNode = { ...registryEnv, PATH: `${dirname(old.path)}${delimiter}${process.env.PATH ?? ""}` }
       const refused = await run("npx", ["--yes", "foreman-effect", "--version"], { cwd: empty, env: onOldNode })
-      expect(refused.stderr).toContain(`foreman-effect needs Node >= 22.13 (this is Node ${old.version})`)
+      expect(refused.stderr).toContain(`foreman-effect needs Node >= ${minimumNode} (this is Node ${old.version})`)
       const version = succeeded(
         await run("npx", ["--yes", "-p", "node@24", "-p", "foreman-effect", "foreman-effect", "--version"], { cwd: empty, env: onOldNode }),
         "npx -p node@24 -p foreman-effect foreman-effect"
@@ -271,15 +291,16 @@ describe("the package as npm pack makes it", () => {
 })
 
 /**
- * A Node older than 22.13: the machine's own where it has one (these machines have Node
- * 20), otherwise Node 20 from the npm registry.
+ * A Node older than foreman needs: the machine's own where it has one (these machines have
+ * Node 20), otherwise Node 20 from the npm registry.
  */
 let found: Promise<{ readonly path: string; readonly version: string }> | undefined
 const oldNode = (work: string, env: NodeJS.ProcessEnv) => (found ??= findOldNode(work, env))
 const findOldNode = async (work: string, env: NodeJS.ProcessEnv) => {
   const tooOld = (version: string) => {
     const [major, minor] = version.replace(/^v/, "").split(".").map(Number) as [number, number]
-    return major < 22 || (major === 22 && minor < 13)
+    const [needMajor, needMinor] = minimumNode.split(".").map(Number) as [number, number]
+    return major < needMajor || (major === needMajor && minor < needMinor)
   }
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {
     if (dir.includes("node_modules")) continue
