@@ -1,15 +1,17 @@
 /**
  * The same server under Deno: `deno run -A src/bin.ts` (the Deno binary comes from the
  * `deno` npm package), answering /foreman/health and streaming one chat to the real
- * `ollama` client.
+ * `ollama` client; and the checkout's `deno task start`, with and without `npm install`.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-import { type ForemanProcess, startProcess, stopProcess } from "../support/process.ts"
+import { type ForemanProcess, runtimes, startCommand, startProcess, stopProcess } from "../support/process.ts"
+
+const root = new URL("../..", import.meta.url).pathname
 
 describe("under Deno", () => {
   let target: FakeTarget
@@ -58,5 +60,49 @@ describe("under Deno", () => {
       body: JSON.stringify({ model: "llama3.2", prompt: "from deno's store", stream: false })
     })).json()
     expect(job.result.response).toBe(direct.response)
+  })
+})
+
+describe("deno task start", () => {
+  let target: FakeTarget
+  let dir: string | undefined
+  const started: Array<ForemanProcess> = []
+  const task = async (cwd: string) => {
+    const foreman = await startCommand(
+      runtimes.deno.command,
+      ["task", "start", "--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", ":memory:"],
+      { cwd }
+    )
+    started.push(foreman)
+    return foreman
+  }
+  const chats = async (foreman: ForemanProcess) => {
+    const reply = await new Ollama({ host: foreman.url }).chat({ model: "llama3.2", messages: [{ role: "user", content: "from the task" }] })
+    expect(reply.message.content).toBe("echo: from the task")
+  }
+
+  beforeAll(async () => {
+    target = await startFakeTarget({ models: ["llama3.2"] })
+  })
+  afterAll(async () => {
+    for (const foreman of started) await stopProcess(foreman.child, "SIGTERM")
+    await target?.close()
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+  })
+
+  // Deno's task runner looks a command up in node_modules/.bin first: `deno` must still be
+  // the Deno that runs the task, not the npm package's binary taken for a script.
+  it("serves a chat in this checkout, after npm ci", { timeout: 120_000 }, async () => {
+    await chats(await task(root))
+  })
+
+  it("serves a chat in a checkout where npm install never ran", { timeout: 120_000 }, async () => {
+    dir = mkdtempSync(join(tmpdir(), "foreman-deno-checkout-"))
+    for (const entry of ["deno.json", "deno.lock", "package.json", "src", "plugins"]) {
+      cpSync(join(root, entry), join(dir, entry), { recursive: true })
+    }
+    expect(existsSync(join(dir, "node_modules"))).toBe(false)
+    await chats(await task(dir))
+    expect(existsSync(join(dir, "node_modules"))).toBe(false)
   })
 })
