@@ -224,11 +224,9 @@ export const latency: Benchmark = {
           "`node bench/profile.ts <file>`), taken when this benchmark was written, put most of it in the Effect runtime " +
           "(fiber run loop, fiber refs, context comparisons, metric keys) and garbage collection (the sampling heap " +
           "profiler counts about 370 KB allocated per job, nearly all of it in Effect's run loop and fiber-ref maps) " +
-          "rather than in any one function of foreman's. The p99 is that plus one young-generation collection: " +
-          "at that allocation rate foreman's 8 MiB young generation fills every ~25 jobs (a round's slowest " +
-          "requests come ~25 apart), so about one request in 25 (4 %) pays one: ~0.6 ms on these machines with " +
-          "the flags of foreman's `#!` line (1.1–2 ms with V8's pretenuring on, see docs/decisions.md). A larger " +
-          "young generation spaces them out but lengthens each one as much."
+          "rather than in any one function of foreman's. The p99 is that plus young-generation collections: at that " +
+          "allocation rate V8's young generation fills every few dozen jobs, and the request that meets a collection " +
+          "pays it (foreman runs with Node's defaults; docs/decisions.md has what other V8 settings measured)."
         ])
       ].join("\n")
       return {

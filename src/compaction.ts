@@ -14,8 +14,9 @@
  * collection takes ~0.1 s: never while a job runs, requests keep foreman busy, or in a
  * short lull between bursts.
  *
- * Needs `gc`, which `--expose-gc` provides (the `#!` line of `bin/foreman-effect.js`
- * passes it); without it (an embedding application, `deno run`) this does nothing.
+ * Needs `gc`, which Node exposes with `--expose-gc` (`NODE_OPTIONS=--expose-gc npx
+ * foreman-effect`). The command line passes no Node flags of its own, so by default, as in
+ * an embedding application or under Deno, this does nothing.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
