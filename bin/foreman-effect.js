@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The command line's entry: `npx foreman-effect`, `node bin/foreman-effect.js`,
-// `deno run -A npm:foreman-effect`. Plain JavaScript that every Node parses, so that a Node
-// too old for foreman hears it in one line instead of a stack trace. It passes no process
-// flags (launchers differ in whether they honour a `#!` line's: npm's Windows shims and Deno
-// do not), so foreman runs the same however it is started.
+// `deno run -A npm:foreman-effect`. Plain JavaScript that any Node from 14 on parses, so
+// that a Node too old for foreman hears it in one line instead of a stack trace. It passes
+// no process flags: Deno and `node bin/foreman-effect.js` ignore a `#!` line, so foreman
+// runs the same however it is started.
 import { existsSync } from "node:fs"
 
 const minimum = [22, 16]
@@ -21,8 +21,13 @@ if (!("Deno" in globalThis)) {
 // installed package holds no sources, only their build in dist/ (neither runtime strips
 // types under node_modules).
 const sources = new URL("../src/bin.ts", import.meta.url)
+const build = new URL("../dist/src/bin.js", import.meta.url)
 if (!existsSync(sources)) {
-  await import(new URL("../dist/src/bin.js", import.meta.url).href)
+  if (!existsSync(build)) {
+    process.stderr.write("foreman-effect is not built: dist/ is missing (its `prepare` script builds it; was it installed with --ignore-scripts?)\n")
+    process.exit(1)
+  }
+  await import(build.href)
 } else if ("Deno" in globalThis || process.features.typescript) {
   await import(sources.href)
 } else {

@@ -1,6 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import * as path from "node:path"
 import { ConfigProvider, Console, Duration, Effect, Exit, LogLevel, Option } from "effect"
 import packageJson from "../package.json" with { type: "json" }
@@ -235,6 +236,8 @@ describe("src/bin.ts as a process", () => {
   })
 
   it("the entry npx runs is an executable that starts the Node first on PATH, with no flags", () => {
+    // Flags on this line would reach only the launchers that honour it (not Deno, not `node bin/...`).
+    expect(readFileSync(path.join(root, "bin/foreman-effect.js"), "utf8").split("\n")[0]).toBe("#!/usr/bin/env node")
     // As npx runs it: the file itself, with the project's Node first on PATH.
     const result = spawnSync(path.join(root, "bin/foreman-effect.js"), ["--version"], {
       cwd: root,

@@ -9,9 +9,7 @@ import { join } from "node:path"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-import { type ForemanProcess, runtimes, startCommand, startProcess, stopProcess } from "../support/process.ts"
-
-const root = new URL("../..", import.meta.url).pathname
+import { type ForemanProcess, root, runtimes, startCommand, startProcess, stopProcess } from "../support/process.ts"
 
 describe("under Deno", () => {
   let target: FakeTarget
@@ -71,7 +69,7 @@ describe("deno task start", () => {
     const foreman = await startCommand(
       runtimes.deno.command,
       ["task", "start", "--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", ":memory:"],
-      { cwd }
+      { cwd, group: true }
     )
     started.push(foreman)
     return foreman

@@ -1,9 +1,10 @@
 /**
- * The package as users get it. `npm pack` makes the tarball (its `prepack` builds `dist/`);
- * it is installed into an empty project as `npm install` does, and through a local registry
- * (test/support/registry.ts) as `npx foreman-effect` and `deno run -A npm:foreman-effect`
- * fetch it. Nothing here runs the checkout's sources: every command is the installed one.
- * The installs reach the npm registry for foreman's dependencies, as a user's do.
+ * The package as users get it. `npm pack` makes the tarball (its `prepare` script builds
+ * `dist/`); it is installed into an empty project as `npm install` does, and through a local
+ * registry (test/support/registry.ts) as `npx foreman-effect` and `deno run -A
+ * npm:foreman-effect` fetch it. Nothing here runs the checkout's sources: every command is
+ * the installed one. The installs reach the npm registry for foreman's dependencies, as a
+ * user's do, so the tests that install have minutes, not the default 30 s. POSIX only.
  */
 import { spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -12,10 +13,9 @@ import { delimiter, dirname, join } from "node:path"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-import { type ForemanProcess, runtimes, startCommand, stopProcess } from "../support/process.ts"
+import { type ForemanProcess, root, runtimes, startCommand, stopProcess } from "../support/process.ts"
 import { type LocalRegistry, startRegistry } from "../support/registry.ts"
 
-const root = new URL("../..", import.meta.url).pathname
 const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
   version: string
   engines: { node: string }
@@ -58,8 +58,13 @@ const readmeProgram = (heading: string, targetUrl: string) => {
 }
 const servicesProgram = (targetUrl: string) => readmeProgram("Only the services, from your own program", targetUrl)
 // On port 0 here: a free one, not the user's 11435.
-const brokerProgram = (targetUrl: string) =>
-  readmeProgram("The whole broker, on Node, with both plugins", targetUrl).replace("port: 11435", "port: 0")
+const brokerProgram = (targetUrl: string) => {
+  const program = readmeProgram("The whole broker, on Node, with both plugins", targetUrl)
+  if (!program.includes("port: 11435")) throw new Error("README: the whole broker no longer sets port 11435")
+  return program.replace("port: 11435", "port: 0")
+}
+/** Long enough for an install from the registry on a slow day. */
+const installing = { timeout: 240_000 }
 
 /** What the program printed last (Effect's default logger writes foreman's log lines before it). */
 const lastLine = (output: string) => output.trim().split("\n").at(-1)!
@@ -83,7 +88,8 @@ describe("the package as npm pack makes it", () => {
   const serve = async (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: NodeJS.ProcessEnv }) => {
     const foreman = await startCommand(command, [...args, "--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json"], {
       cwd: options.cwd,
-      env: options.env ?? env
+      env: options.env ?? env,
+      group: true
     })
     started.push(foreman)
     return foreman
@@ -153,7 +159,7 @@ describe("the package as npm pack makes it", () => {
     await chatsLikeTheTarget(foreman.url, target)
   })
 
-  it("the README's programs pass strict tsc (nodenext); the services one runs under Node", async () => {
+  it("the README's programs pass strict tsc (nodenext); the services one runs under Node", installing, async () => {
     succeeded(await run("npx", ["tsc", "-p", "."], { cwd: app, env }), "tsc")
     const ran = succeeded(await run(process.execPath, ["main.ts"], { cwd: app, env }), "node main.ts")
     const direct = await (await fetch(`${target.url}/api/generate`, {
@@ -163,28 +169,24 @@ describe("the package as npm pack makes it", () => {
     expect(JSON.parse(lastLine(ran.stdout)).response).toBe(direct.response)
   })
 
-  it("the types are foreman's own: tsc rejects a job with an unknown priority", async () => {
-    writeFileSync(join(app, "wrong.ts"), servicesProgram(target.url).replace(`priority: "normal"`, `priority: "urgent"`))
-    const checked = await run("npx", ["tsc", "-p", ".", "--noEmit"], { cwd: app, env })
-    rmSync(join(app, "wrong.ts"))
+  it("the types are foreman's own: tsc rejects a job with an unknown priority", installing, async () => {
+    const wrong = servicesProgram(target.url).replace(`priority: "normal"`, `priority: "urgent"`)
+    expect(wrong).toContain(`priority: "urgent"`)
+    writeFileSync(join(app, "wrong.ts"), wrong)
+    const checked = await run("npx", ["tsc", "-p", ".", "--noEmit"], { cwd: app, env }).finally(() => rmSync(join(app, "wrong.ts")))
     expect(checked.status).not.toBe(0)
     expect(checked.stdout).toMatch(/wrong\.ts.*"urgent"/)
   })
 
   it("the README's whole broker runs under Node with the plugins from their own entries", async () => {
-    const broker = spawn(process.execPath, ["broker.ts"], { cwd: app, env, stdio: ["ignore", "pipe", "pipe"], detached: true })
-    const url = await new Promise<string>((resolve, reject) => {
-      let output = ""
-      broker.stdout.on("data", (chunk) => {
-        output += chunk
-        // Effect's default logger: `... foreman listening` then `  url: http://...`.
-        const listening = /foreman listening\s+url: (http:\/\/\S+)/.exec(output)
-        if (listening !== null) resolve(listening[1]!)
-      })
-      broker.stderr.on("data", (chunk) => (output += chunk))
-      broker.once("exit", (code) => reject(new Error(`broker.ts exited (${code}) before listening:\n${output}`)))
+    const broker = await startCommand(process.execPath, ["broker.ts"], {
+      cwd: app,
+      env,
+      // Effect's default logger: `... foreman listening` then `  url: http://...`.
+      listening: (stdout) => /foreman listening\s+url: (http:\/\/\S+)/.exec(stdout)?.[1]
     })
-    started.push({ url, child: broker })
+    started.push(broker)
+    const url = broker.url
     await vi.waitFor(async () => expect((await (await fetch(`${url}/foreman/health`)).json()).status).toBe("ok"))
     const models = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string }> }
     expect(models.data.map((m) => m.id)).toEqual(["llama3.2:latest"])
@@ -202,7 +204,7 @@ describe("the package as npm pack makes it", () => {
     await chatsLikeTheTarget(foreman.url, target)
   })
 
-  it("on a Node older than it needs, the command line says so in one line", async () => {
+  it("on a Node older than it needs, the command line says so in one line", installing, async () => {
     const old = await oldNode(work, env)
     const result = await run(old.path, [join(app, "node_modules/foreman-effect/bin/foreman-effect.js"), "--help"], { cwd: app, env })
     expect(result.status).toBe(1)
@@ -210,7 +212,7 @@ describe("the package as npm pack makes it", () => {
     expect(result.stderr).toBe(`foreman-effect needs Node >= ${minimumNode} (this is Node ${old.version})\n`)
   })
 
-  it("the oldest Node that engines allows serves chats and keeps an async job in SQLite", async () => {
+  it("the oldest Node that engines allows serves chats and keeps an async job in SQLite", installing, async () => {
     const dir = join(work, "oldest-node")
     mkdirSync(dir)
     writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "oldest-node", private: true }))
@@ -245,21 +247,24 @@ describe("the package as npm pack makes it", () => {
     })
     afterAll(() => registry?.close())
 
-    it("npx --yes foreman-effect in an empty folder", async () => {
+    it("npx --yes foreman-effect in an empty folder", installing, async () => {
       const empty = mkdtempSync(join(work, "npx-"))
       const help = succeeded(await run("npx", ["--yes", "foreman-effect", "--help"], { cwd: empty, env: registryEnv }), "npx --yes foreman-effect")
       expect(help.stdout).toContain("--target")
       expect(registry.served).toContain(`/foreman-effect/-/foreman-effect-${manifest.version}.tgz`)
     })
 
-    it("the README's install line for an Effect application resolves", async () => {
+    it("the README's install lines for an Effect application resolve, and its programs type-check", installing, async () => {
       const project = mkdtempSync(join(work, "embed-"))
       writeFileSync(join(project, "package.json"), JSON.stringify({ name: "embed", private: true, type: "module" }))
       const readme = readFileSync(join(root, "README.md"), "utf8")
-      const line = /^npm install foreman-effect .*$/m.exec(readme)
-      expect(line).not.toBeNull()
-      const installed = succeeded(await run("sh", ["-c", line![0]], { cwd: project, env: registryEnv }), line![0])
-      expect(installed.stderr).not.toContain("ERESOLVE")
+      const section = readme.slice(readme.indexOf("## Embedding foreman in an Effect application"))
+      const lines = /```sh\n([\s\S]*?)```/.exec(section)![1]!.trim().split("\n")
+      expect(lines[0]).toMatch(/^npm install foreman-effect /)
+      for (const line of lines) {
+        const installed = succeeded(await run("sh", ["-c", line], { cwd: project, env: registryEnv }), line)
+        expect(installed.stderr).not.toContain("ERESOLVE")
+      }
       const lock = JSON.parse(readFileSync(join(project, "package-lock.json"), "utf8")) as {
         packages: Record<string, { version: string }>
       }
@@ -267,9 +272,14 @@ describe("the package as npm pack makes it", () => {
       const effects = Object.keys(lock.packages).filter((path) => path.endsWith("node_modules/effect"))
       expect(effects).toEqual(["node_modules/effect"])
       expect(lock.packages["node_modules/effect"]!.version).toMatch(/^3\./)
+      // With the TypeScript the README's line installs (the latest), not the one pinned above.
+      writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "nodenext", strict: true, noEmit: true } }))
+      writeFileSync(join(project, "main.ts"), servicesProgram(target.url))
+      writeFileSync(join(project, "broker.ts"), brokerProgram(target.url))
+      succeeded(await run("npx", ["tsc", "-p", "."], { cwd: project, env: registryEnv }), "tsc (latest)")
     })
 
-    it("on an older Node, npx -p node@24 runs the command with a Node from the registry", async () => {
+    it("on an older Node, npx -p node@24 runs the command with a Node from the registry", installing, async () => {
       const old = await oldNode(work, env)
       const empty = mkdtempSync(join(work, "old-node-"))
       const onOldNode = { ...registryEnv, PATH: `${dirname(old.path)}${delimiter}${process.env.PATH ?? ""}` }
@@ -282,7 +292,7 @@ describe("the package as npm pack makes it", () => {
       expect(version.stdout.trim()).toBe(manifest.version)
     })
 
-    it("deno run -A npm:foreman-effect, with only the Deno binary, serves chats", async () => {
+    it("deno run -A npm:foreman-effect, with only the Deno binary, serves chats", installing, async () => {
       const empty = mkdtempSync(join(work, "deno-"))
       const foreman = await serve(deno, ["run", "-A", "npm:foreman-effect", "--db", join(empty, "jobs.db")], { cwd: empty, env: registryEnv })
       await chatsLikeTheTarget(foreman.url, target)

@@ -1,7 +1,8 @@
 /**
  * An `@effect/sql` `SqlClient` over Node's built-in `node:sqlite` (`DatabaseSync`), the
- * embedded default store. It loads on Node >= 22.16 (`StatementSync.columns`) and on Deno 2.x, where better-sqlite3
- * (behind the official `@effect/sql-sqlite-node`) does not; it follows that adapter's shape:
+ * embedded default store. It loads on Node >= 22.16 (`StatementSync.columns`) and on Deno
+ * 2.x, where better-sqlite3 (behind the official `@effect/sql-sqlite-node`) does not; it
+ * follows that adapter's shape:
  * one connection, the SQLite statement compiler, a prepared-statement cache, and a
  * semaphore that gives a transaction the connection to itself.
  *
