@@ -60,6 +60,11 @@ export const startRegistry = async (
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
     served,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve()))
+    // Installers that are still running (a Deno that serves) keep their connections open.
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
   }
 }
