@@ -21,6 +21,11 @@ export interface ForemanSettings {
   /** Base URL of the Ollama server, normalised without a trailing slash. */
   readonly target: string
   readonly host: string
+  /**
+   * Browser origins allowed besides Ollama's defaults (`OLLAMA_ORIGINS` patterns: exact, or
+   * with one `*`; `*` alone allows every origin).
+   */
+  readonly origins: ReadonlyArray<string>
   /** 0 = pick a free port. */
   readonly port: number
   readonly pollInterval: Duration.Duration
@@ -148,6 +153,15 @@ const parsePluginList = (s: string): Option.Option<ReadonlyArray<string>> => {
     : Option.none()
 }
 
+const parseOriginList = (s: string): Option.Option<ReadonlyArray<string>> => {
+  const text = s.trim()
+  if (text.toLowerCase() === "none") return Option.some([])
+  const patterns = text.split(",").map((pattern) => pattern.trim())
+  const valid = (pattern: string) =>
+    pattern === "*" || (/^[a-z][a-z0-9+.-]*:\/\/[^\s*]*\*?[^\s*]*$/i.test(pattern))
+  return patterns.every(valid) ? Option.some([...new Set(patterns)]) : Option.none()
+}
+
 const oneOf = <A>(choices: ReadonlyArray<readonly [string, A]>) => (s: string): Option.Option<A> => {
   const text = s.trim().toLowerCase()
   const found = choices.find(([name]) => name === text)
@@ -216,6 +230,16 @@ const specs: Specs<ForemanSettings> = {
     description: "TCP port to listen on; 0 picks a free port.",
     expected: "an integer from 0 to 65535",
     parse: parseInteger(0, 65535)
+  },
+  origins: {
+    flag: "--origins",
+    env: "FOREMAN_ORIGINS",
+    default: "none",
+    placeholder: "LIST",
+    description: "Browser origins allowed besides Ollama's local ones, comma-separated, * as a wildcard " +
+      "(http://192.168.1.*, chrome-extension://*); * allows every origin. Others get 403.",
+    expected: "none, *, or a comma-separated list of origins such as https://chat.example.com,app://*",
+    parse: parseOriginList
   },
   pollInterval: {
     flag: "--poll-interval",

@@ -66,6 +66,14 @@ export class JobConflict extends Schema.TaggedError<JobConflict>()("JobConflict"
   status: Schema.String
 }) {}
 
+/**
+ * A request refused before routing: a browser origin that is not allowed, or a `Host` that is
+ * not local on a loopback listener (`src/http/origins.ts`).
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  message: Schema.String
+}) {}
+
 /** The expected failures, as one union for the HTTP error mapping. */
 export type ForemanError =
   | TargetUnreachable
@@ -77,3 +85,4 @@ export type ForemanError =
   | RequestTimeout
   | JobNotFound
   | JobConflict
+  | Forbidden

@@ -52,6 +52,8 @@ export const reply = (error: ForemanError): ErrorReply => {
       }
     case "TargetError":
       return { status: error.status, message: error.message }
+    case "Forbidden":
+      return { status: 403, message: error.message }
   }
 }
 
@@ -62,7 +64,13 @@ export const ollama = (error: ForemanError) => {
 }
 
 const openAiType = (status: number) =>
-  status === 400 ? "invalid_request_error" : status === 404 ? "not_found_error" : "api_error"
+  status === 400
+    ? "invalid_request_error"
+    : status === 403
+    ? "permission_error"
+    : status === 404
+    ? "not_found_error"
+    : "api_error"
 
 /** OpenAI's dialect: `{"error": {"message", "type", "param", "code"}}`. */
 export const openAi = (error: ForemanError) => {

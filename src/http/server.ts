@@ -14,8 +14,10 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { ForemanError } from "../Errors.ts"
+import { ForemanConfig, type ForemanSettings } from "../Config.ts"
+import { type ForemanError, Forbidden } from "../Errors.ts"
 import * as HttpErrors from "./errors.ts"
+import * as Origins from "./origins.ts"
 import { ForemanRouter } from "./Router.ts"
 
 const foremanErrors = new Set<string>([
@@ -27,19 +29,12 @@ const foremanErrors = new Set<string>([
   "QueueFull",
   "RequestTimeout",
   "JobNotFound",
-  "JobConflict"
+  "JobConflict",
+  "Forbidden"
 ])
 
 const isForemanError = (error: unknown): error is ForemanError =>
   typeof error === "object" && error !== null && "_tag" in error && foremanErrors.has(String(error._tag))
-
-/**
- * The browser origins Ollama allows by default (reference §0): local web apps, desktop and
- * editor webviews. Browser-based chat UIs that talk to Ollama directly keep working.
- */
-export const isAllowedOrigin = (origin: string): boolean =>
-  /^https?:\/\/(localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(:\d+)?$/.test(origin) ||
-  /^(app|file|tauri|vscode-webview|vscode-file):\/\//.test(origin)
 
 /** A matcher for "is this path served by some route, with any method". */
 const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {
@@ -51,6 +46,7 @@ const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {
 
 export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
   Effect.gen(function*() {
+    const config = yield* ForemanConfig
     const routed = yield* HttpRouter.toHttpApp(router)
     const isKnown = knownPaths(router)
     return routed.pipe(
@@ -73,23 +69,36 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
           return yield* HttpErrors.defect(cause)
         })
       ),
-      corsForBrowsers
+      guard(config)
     )
   })
 
-const cors = HttpMiddleware.cors({ allowedOrigins: isAllowedOrigin })
-
 /**
- * CORS for browsers only: a request without an `Origin` header (every non-browser client)
- * gets no CORS headers from the middleware anyway, so it skips it and its per-request
- * response hook.
+ * Ollama's origin and host rules before anything else (`origins.ts`), then CORS for browsers
+ * only: a request without an `Origin` header (every non-browser client) gets no CORS headers
+ * from the middleware anyway, so it skips it and its per-request response hook.
  */
-const corsForBrowsers = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
-  const withCors = cors(app)
-  return Effect.flatMap(
-    HttpServerRequest.HttpServerRequest,
-    (request) => (request.method === "OPTIONS" || request.headers["origin"] !== undefined ? withCors : app)
-  )
+const guard = (config: ForemanSettings) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
+  const allowed = Origins.originMatcher([...Origins.defaultOrigins, ...config.origins])
+  const checkHost = Origins.isLoopbackListener(config.host)
+  const withCors = HttpMiddleware.cors({ allowedOrigins: allowed })(app)
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const origin = request.headers["origin"]
+    const host = request.headers["host"]
+    if (origin !== undefined && !Origins.isSameOrigin(origin, host) && !allowed(origin)) {
+      return forbidden(request, `origin ${JSON.stringify(origin)} is not allowed (--origins allows more)`)
+    }
+    if (checkHost && !Origins.isLocalHost(host)) {
+      return forbidden(request, `host ${JSON.stringify(host)} is not local: foreman listens on ${config.host} only`)
+    }
+    return request.method === "OPTIONS" || origin !== undefined ? withCors : app
+  })
+}
+
+/** In the caller's dialect: OpenAI's envelope under `/v1`, Ollama's everywhere else. */
+const forbidden = (request: HttpServerRequest.HttpServerRequest, reason: string) => {
+  const error = new Forbidden({ message: `forbidden: ${reason}` })
+  return Effect.succeed(request.url.startsWith("/v1/") ? HttpErrors.openAi(error) : HttpErrors.ollama(error))
 }
 
 /** Serves the ForemanRouter's routes on the HttpServer the runtime provides. */
