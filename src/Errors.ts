@@ -74,6 +74,12 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
   message: Schema.String
 }) {}
 
+/** Start-up refused: the database file is held by another foreman process (one per file). */
+export class DatabaseInUse extends Schema.TaggedError<DatabaseInUse>()("DatabaseInUse", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
 /** The expected failures, as one union for the HTTP error mapping. */
 export type ForemanError =
   | TargetUnreachable

@@ -23,13 +23,21 @@ import * as Poller from "./inventory/Poller.ts"
 import * as AsyncJobs from "./jobs/AsyncJobs.ts"
 import * as Jobs from "./jobs/Jobs.ts"
 import * as SqlJobStore from "./jobs/SqlJobStore.ts"
+import * as ProcessLock from "./jobs/sqlite/ProcessLock.ts"
 import * as SqliteClient from "./jobs/sqlite/SqliteClient.ts"
 import * as Scheduler from "./scheduler/Scheduler.ts"
 import * as TargetClient from "./target/TargetClient.ts"
 
-/** The job store on SQLite (`--db`; `:memory:` for a throwaway one). */
+/**
+ * The job store on SQLite (`--db`; `:memory:` for a throwaway one), held by this process
+ * alone: its lock is taken before the store opens the file and re-queues what it holds.
+ */
 export const StoreLive = Layer.unwrapEffect(
-  Effect.map(ForemanConfig, (config) => SqlJobStore.layer.pipe(Layer.provide(SqliteClient.layer({ filename: config.db }))))
+  Effect.map(ForemanConfig, (config) =>
+    SqlJobStore.layer.pipe(
+      Layer.provide(SqliteClient.layer({ filename: config.db })),
+      Layer.provide(Layer.scopedDiscard(ProcessLock.acquire(config.db)))
+    ))
 )
 
 /**

@@ -43,6 +43,11 @@ const launch = (settings: ForemanSettings) =>
         Layer.provide(Layer.setTracerEnabled(false)),
         HttpMiddleware.withTracerDisabledWhen(() => true)
       )
+    ).pipe(
+      Effect.catchTag("DatabaseInUse", (error) =>
+        new StartupError({
+          message: `Cannot use --db ${error.path}: ${error.message} (one process per database: give this one its own --db)`
+        }))
     )
   })
 
