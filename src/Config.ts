@@ -48,6 +48,11 @@ export interface ForemanSettings {
   readonly requestTimeout: Duration.Duration
   /** TCP connect timeout to the target (a sleeping laptop does not answer SYNs). */
   readonly connectTimeout: Duration.Duration
+  /**
+   * How long the target may send nothing, while a job waits for its answer (a model load
+   * included) or between two of its chunks, before the attempt is given up.
+   */
+  readonly stallTimeout: Duration.Duration
   /** In bytes. */
   readonly maxBodySize: number
   readonly logLevel: LogLevel.LogLevel
@@ -346,6 +351,16 @@ const specs: Specs<ForemanSettings> = {
     default: "5s",
     placeholder: "DURATION",
     description: "TCP connect timeout to the target (a sleeping laptop does not answer).",
+    expected: positiveDuration,
+    parse: parsePositiveDuration
+  },
+  stallTimeout: {
+    flag: "--stall-timeout",
+    env: "FOREMAN_STALL_TIMEOUT",
+    default: "5m",
+    placeholder: "DURATION",
+    description: "How long the target may send nothing while a job waits for its answer (a model load " +
+      "included) or between two of its chunks; then the attempt is given up and its slot freed.",
     expected: positiveDuration,
     parse: parsePositiveDuration
   },

@@ -4,10 +4,16 @@
  */
 import * as Schema from "effect/Schema"
 
+/** Transport failures that have a plainer name than their code. */
+const plainly: Readonly<Record<string, string>> = {
+  UND_ERR_BODY_TIMEOUT: "the target stalled mid-answer: it sent nothing for --stall-timeout"
+}
+
 /** A transport failure as one line of text: its code, its message, and what caused it. */
 export const describeCause = (cause: unknown): string => {
   if (!(cause instanceof Error)) return String(cause)
   const code = (cause as { code?: unknown }).code
+  if (typeof code === "string" && code in plainly) return plainly[code]!
   const inner = (cause as { cause?: unknown }).cause
   const base = typeof code === "string" && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
   return inner !== undefined && inner !== cause ? `${base} (${describeCause(inner)})` : base
@@ -19,10 +25,15 @@ export class TargetUnreachable extends Schema.TaggedError<TargetUnreachable>()("
   message: Schema.String
 }) {}
 
-/** The target answered with a non-2xx status; `message` is its `error` text (or body). */
+/**
+ * The target answered with a non-2xx status; `message` is its `error` text (or body). Or it
+ * failed to answer although it took the request: `fault` says how (it sent nothing for
+ * `--stall-timeout`, or closed the connection before answering; status 504 or 502).
+ */
 export class TargetError extends Schema.TaggedError<TargetError>()("TargetError", {
   status: Schema.Number,
-  message: Schema.String
+  message: Schema.String,
+  fault: Schema.optional(Schema.Literal("stalled", "closed"))
 }) {}
 
 /**

@@ -11,6 +11,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { ForemanConfig, parseDuration } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
+import * as Json from "../Json.ts"
 import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { JobStatus } from "../jobs/JobStore.ts"
 import { type Priority, priorities } from "../scheduler/policy.ts"
@@ -62,7 +63,7 @@ export const layer = ForemanRouter.use((router) =>
         )
         // The inner body gets exactly the checks a sync request gets.
         const endpoint: JobEndpoint = submission.endpoint
-        const decoded = yield* decodeJobRequest(endpoint, encoder.encode(JSON.stringify(submission.body)))
+        const decoded = yield* decodeJobRequest(endpoint, encoder.encode(Json.encode(submission.body)))
         const priority: Priority = submission.priority ?? (yield* priorityOf(request, "batch"))
         const job = yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority })
         return accepted(job)

@@ -15,7 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { ForemanConfig, type ForemanSettings } from "../Config.ts"
-import { type ForemanError, Forbidden } from "../Errors.ts"
+import { BadRequest, type ForemanError, Forbidden } from "../Errors.ts"
 import * as HttpErrors from "./errors.ts"
 import * as Origins from "./origins.ts"
 import { ForemanRouter } from "./Router.ts"
@@ -83,6 +83,14 @@ const guard = (config: ForemanSettings) => <E, R>(app: HttpApp.Default<E, R>): H
   const checkHost = Origins.isLoopbackListener(config.host)
   const withCors = HttpMiddleware.cors({ allowedOrigins: allowed })(app)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    // An absolute-form target (`POST http://x/api/chat`) would route by its path while the
+    // Host rule reads the header: refused, as the caller's error.
+    if (!request.url.startsWith("/")) {
+      const target = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url
+      return Effect.succeed(HttpErrors.ollama(
+        new BadRequest({ message: `the request target must be a path such as /api/chat, not ${JSON.stringify(target)}` })
+      ))
+    }
     const origin = request.headers["origin"]
     const host = request.headers["host"]
     if (origin !== undefined && !Origins.isSameOrigin(origin, host) && !allowed(origin)) {

@@ -51,6 +51,15 @@ export const guard = (
   return out
 }
 
+/**
+ * Destroys a stream nobody reads any more. An upstream body reports its own destruction as an
+ * error ("Request aborted"), which must not go unheard.
+ */
+const discard = (source: Readable) => {
+  source.on("error", () => {})
+  source.destroy()
+}
+
 const join = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
   if (chunks.length === 1) return chunks[0]!
   const body = new Uint8Array(size)
@@ -63,12 +72,19 @@ const join = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
 }
 
 /**
- * A whole stream as bytes, failing with `tooLarge()` as soon as it passes `limit` (the rest
- * is drained and dropped). Interrupting it stops reading and destroys the stream.
+ * A whole stream as bytes, failing with `tooLarge()` as soon as it passes `limit`: the rest
+ * is drained and dropped (a client's body, so that it can still read the answer), or with
+ * `overflow: "destroy"` the stream is destroyed (a target's body, which may never end).
+ * Interrupting it stops reading and destroys the stream.
  */
 export const readAll = <E, L = never>(
   source: Readable,
-  options: { readonly limit?: number; readonly onError: (error: Error) => E; readonly tooLarge?: () => L }
+  options: {
+    readonly limit?: number
+    readonly onError: (error: Error) => E
+    readonly tooLarge?: () => L
+    readonly overflow?: "drain" | "destroy"
+  }
 ) =>
   Effect.async<Uint8Array, E | L>((resume) => {
     const chunks: Array<Uint8Array> = []
@@ -84,7 +100,8 @@ export const readAll = <E, L = never>(
       size += chunk.byteLength
       if (options.limit !== undefined && size > options.limit) {
         cleanup()
-        source.resume()
+        if (options.overflow === "destroy") discard(source)
+        else source.resume()
         resume(Effect.fail(options.tooLarge!()))
         return
       }
@@ -104,6 +121,39 @@ export const readAll = <E, L = never>(
     return Effect.sync(() => {
       if (done) return
       cleanup()
-      source.destroy()
+      discard(source)
+    })
+  })
+
+/**
+ * At most `limit` bytes of a stream as text (an error body, read for its message): reading
+ * stops there and the stream is destroyed. Never fails: a broken stream gives what came.
+ */
+export const readText = (source: Readable, limit: number) =>
+  Effect.async<string>((resume) => {
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      source.off("data", onData)
+      source.off("end", finish)
+      source.off("error", finish)
+      if (size >= limit) discard(source)
+      resume(Effect.succeed(new TextDecoder().decode(join(chunks, size).subarray(0, limit))))
+    }
+    const onData = (chunk: Uint8Array) => {
+      chunks.push(chunk)
+      size += chunk.byteLength
+      if (size >= limit) finish()
+    }
+    source.on("data", onData)
+    source.once("end", finish)
+    source.once("error", finish)
+    return Effect.sync(() => {
+      if (done) return
+      done = true
+      discard(source)
     })
   })

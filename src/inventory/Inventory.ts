@@ -40,6 +40,13 @@ export interface InventoryState {
    * the moment it is found unreachable until it answers again. Dispatch waits while false.
    */
   readonly reachable: boolean
+  /**
+   * Jobs in a row that the target took and then failed to answer: it stalled (sent nothing
+   * for `--stall-timeout`), closed the connection, broke off mid-answer or answered what is
+   * not an answer. Its polls may go on answering meanwhile; the next job it serves clears it.
+   */
+  readonly jobFaults: number
+  readonly lastJobFault: Option.Option<string>
 }
 
 export const initialState: InventoryState = {
@@ -49,12 +56,20 @@ export const initialState: InventoryState = {
   lastSuccessAt: Option.none(),
   consecutiveFailures: 0,
   lastError: Option.none(),
-  reachable: false
+  reachable: false,
+  jobFaults: 0,
+  lastJobFault: Option.none()
 }
 
-/** Degraded: the last contact with the target failed, or foreman has never reached it. */
+/**
+ * Degraded: the last contact with the target failed, foreman has never reached it, or the
+ * last job the target took it failed to answer.
+ */
 export const isDegraded = (state: InventoryState): boolean =>
-  state.consecutiveFailures > 0 || Option.isNone(state.lastSuccessAt)
+  failing(state) || Option.isNone(state.lastSuccessAt)
+
+/** The last poll failed, or the last job was not answered. */
+const failing = (state: InventoryState): boolean => state.consecutiveFailures > 0 || state.jobFaults > 0
 
 /** The normalised keys of a model list, computed once per list (every job checks them). */
 const keyCache = new WeakMap<ReadonlyArray<TagModel>, ReadonlySet<string>>()
@@ -85,6 +100,14 @@ export interface InventoryService {
   readonly requestPoll: Effect.Effect<void>
   /** A job found the target unreachable: mark degraded at once and start probing. */
   readonly reportUnreachable: (error: TargetUnreachable) => Effect.Effect<void>
+  /**
+   * The target took a job and failed to answer it (`reason` says how): degraded until it
+   * serves one. Dispatch goes on: a poll that answers proves nothing about jobs, and only a
+   * job can clear this.
+   */
+  readonly reportFault: (reason: string) => Effect.Effect<void>
+  /** The target served a job to its end (cheap when nothing was wrong). */
+  readonly reportServed: Effect.Effect<void>
   /**
    * Check a model against the cache; on a miss, ask the target's `/api/tags` once (the
    * grace path: a model pulled a second ago works). `unknown` means foreman has never
@@ -132,17 +155,21 @@ export const make = Effect.gen(function*() {
         ], { discard: true })
       ),
       Effect.flatMap(([before, after]) => {
-        if (after.consecutiveFailures > 0 && before.consecutiveFailures === 0) {
-          const error = Option.getOrElse(after.lastError, () => "")
+        if (failing(after) && !failing(before)) {
+          const error = Option.getOrElse(after.lastError.pipe(Option.orElse(() => after.lastJobFault)), () => "")
           return Effect.logWarning("target degraded").pipe(
             Effect.annotateLogs({ target: target.url, error }),
             Effect.zipRight(DateTime.now),
             Effect.flatMap((now) => events.publish({ _tag: "TargetDegraded", error, at: DateTime.toEpochMillis(now) }))
           )
         }
-        if (after.consecutiveFailures === 0 && before.consecutiveFailures > 0) {
+        if (!failing(after) && failing(before)) {
           return Effect.logInfo("target recovered").pipe(
-            Effect.annotateLogs({ target: target.url, models: after.models.length, failures: before.consecutiveFailures }),
+            Effect.annotateLogs({
+              target: target.url,
+              models: after.models.length,
+              failures: before.consecutiveFailures + before.jobFaults
+            }),
             Effect.zipRight(DateTime.now),
             Effect.flatMap((now) => events.publish({ _tag: "TargetRecovered", at: DateTime.toEpochMillis(now) }))
           )
@@ -217,6 +244,23 @@ export const make = Effect.gen(function*() {
       Effect.zipRight(startProbing)
     )
 
+  const reportFault = (reason: string) =>
+    update((state) => ({ ...state, jobFaults: state.jobFaults + 1, lastJobFault: Option.some(reason) })).pipe(
+      Effect.tap(() => Effect.sync(() => (faulty = true))),
+      Effect.asVoid
+    )
+
+  /** A copy of `jobFaults > 0`, so that a served job costs one read when all is well. */
+  let faulty = false
+  const reportServed = Effect.suspend(() =>
+    faulty
+      ? update((state) => ({ ...state, jobFaults: 0, lastJobFault: Option.none() })).pipe(
+        Effect.tap(() => Effect.sync(() => (faulty = false))),
+        Effect.asVoid
+      )
+      : Effect.void
+  )
+
   const lookup = (key: string) =>
     Effect.gen(function*() {
       const cached = yield* SubscriptionRef.get(ref)
@@ -238,6 +282,8 @@ export const make = Effect.gen(function*() {
     poll,
     requestPoll,
     reportUnreachable,
+    reportFault,
+    reportServed,
     lookup
   })
 })

@@ -18,6 +18,7 @@ import * as Schedule from "effect/Schedule"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
+import * as Json from "../Json.ts"
 import type { JobInfo } from "../plugin/Events.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
@@ -80,6 +81,25 @@ const parseResult = (text: string): unknown => {
     return JSON.parse(text)
   } catch {
     return text
+  }
+}
+
+/** Deeper than any answer of Ollama's (a few levels), shallow enough to write back out. */
+const maxResultDepth = 512
+
+/**
+ * Why the target's final body is not a result (every job endpoint answers one JSON object),
+ * or `undefined` when it is one.
+ */
+const invalidResult = (text: string): string | undefined => {
+  const excerpt = () => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
+  if (!text.trimStart().startsWith("{")) return `the target's answer is not a JSON object: ${excerpt()}`
+  if (Json.depth(text, maxResultDepth) > maxResultDepth) return `the target's answer nests deeper than ${maxResultDepth} levels`
+  try {
+    JSON.parse(text)
+    return undefined
+  } catch {
+    return `the target's answer is not valid JSON: ${excerpt()}`
   }
 }
 
@@ -164,8 +184,12 @@ export const make = Effect.gen(function*() {
           Effect.tapError((error) =>
             error._tag === "TargetUnreachable"
               ? inventory.reportUnreachable(error)
-              // The target answered, with an error: that was an attempt.
-              : store.countAttempt(job.id).pipe(Effect.map((n) => (progress.attempts = n)))
+              // The target answered with an error, or took the job and did not answer: that
+              // was an attempt.
+              : store.countAttempt(job.id).pipe(
+                Effect.map((n) => (progress.attempts = n)),
+                Effect.zipRight(error.fault === undefined ? Effect.void : inventory.reportFault(error.message))
+              )
           ),
           Effect.mapError((error: TargetUnreachable | TargetError): AttemptFailure =>
             error._tag === "TargetUnreachable"
@@ -177,13 +201,27 @@ export const make = Effect.gen(function*() {
         progress.startedAt = yield* Clock.currentTimeMillis
         yield* report.started(info(job), progress.startedAt, progress.startedAt - job.createdAt)
         const bytes = yield* readAll(upstream.body, {
+          limit: config.maxBodySize,
+          overflow: "destroy",
           onError: (error): AttemptFailure => ({
             _tag: "Failed",
             message: `the target failed mid-way: ${describeCause(error)}`,
             retryable: true
+          }),
+          tooLarge: (): AttemptFailure => ({
+            _tag: "Failed",
+            message: `the target's answer is larger than --max-body-size (${config.maxBodySize} bytes)`,
+            retryable: true
           })
-        })
-        return decoder.decode(bytes)
+        }).pipe(Effect.tapError((failure) => failure._tag === "Failed" ? inventory.reportFault(failure.message) : Effect.void))
+        const text = decoder.decode(bytes)
+        const invalid = invalidResult(text)
+        if (invalid !== undefined) {
+          yield* inventory.reportFault(invalid)
+          return yield* Effect.fail<AttemptFailure>({ _tag: "Failed", message: invalid, retryable: true })
+        }
+        yield* inventory.reportServed
+        return text
       })
     ).pipe(
       // Unreachable: back to its place; dispatch waits until the target answers.
@@ -339,7 +377,7 @@ export const make = Effect.gen(function*() {
         endpoint: submission.endpoint,
         model: submission.model,
         priority: submission.priority,
-        body: JSON.stringify(body),
+        body: Json.encode(body),
         createdAt: yield* Clock.currentTimeMillis
       })
       yield* report.queued(info(job), job.createdAt)

@@ -114,7 +114,13 @@ export const make = Effect.gen(function*() {
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
             return yield* target.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis)).pipe(
-              Effect.tapError((error) => (error._tag === "TargetUnreachable" ? inventory.reportUnreachable(error) : Effect.void))
+              Effect.tapError((error) =>
+                error._tag === "TargetUnreachable"
+                  ? inventory.reportUnreachable(error)
+                  : error._tag === "TargetError" && error.fault !== undefined
+                  ? inventory.reportFault(error.message)
+                  : Effect.void
+              )
             )
           })
         ).pipe(Effect.exit)
@@ -148,9 +154,13 @@ export const make = Effect.gen(function*() {
           waitedMillis: timeout,
           reason: lastUnreachable === undefined ? reason : `the target is unreachable (${lastUnreachable.message})`
         })
+      // A target that took the request and closed the connection is tried again too, a few
+      // times (--max-attempts in all), not until the deadline: it may be broken, not asleep.
+      let closes = 0
       const tryOnce = Effect.suspend(() => attempt(spec, { ...ticket, attempts: attempts++ }, deadline)).pipe(
         Effect.tapError((error) => Effect.sync(() => {
           if (error._tag === "TargetUnreachable") lastUnreachable = error
+          if (error._tag === "TargetError" && error.fault === "closed") closes++
         }))
       )
       const { scope, upstream } = yield* tryOnce.pipe(
@@ -158,7 +168,9 @@ export const make = Effect.gen(function*() {
         Effect.retry({
           schedule: unreachableSchedule,
           while: (error) =>
-            error._tag === "TargetUnreachable" && Clock.currentTimeMillis.pipe(Effect.map((now) => now < deadline))
+            (error._tag === "TargetUnreachable" ||
+              (error._tag === "TargetError" && error.fault === "closed" && closes < config.maxAttempts)) &&
+            Clock.currentTimeMillis.pipe(Effect.map((now) => now < deadline))
         }),
         Effect.catchTags({
           TargetUnreachable: (error) => Effect.fail(timedOut(error.message)),
@@ -175,7 +187,12 @@ export const make = Effect.gen(function*() {
         // One JSON body (`stream: false`, embeddings): read whole, then answered at once, as
         // Ollama answers it. Cheaper than a pipe, and a failure mid-way can still get a
         // proper error status, as Ollama gives it.
-        const read = yield* readAll(upstream.body, { onError: describeCause }).pipe(
+        const read = yield* readAll(upstream.body, {
+          limit: config.maxBodySize,
+          overflow: "destroy",
+          onError: describeCause,
+          tooLarge: () => `the target's answer is larger than --max-body-size (${config.maxBodySize} bytes)`
+        }).pipe(
           Effect.either,
           Effect.onInterrupt(() =>
             Scope.close(scope, Exit.void).pipe(Effect.zipRight(finish("cancelled", startedAt, "caller went away")))
@@ -183,9 +200,11 @@ export const make = Effect.gen(function*() {
         )
         yield* Scope.close(scope, Exit.void)
         if (read._tag === "Left") {
+          yield* inventory.reportFault(read.left)
           yield* finish("failed", startedAt, read.left)
           return yield* new TargetError({ status: 500, message: read.left })
         }
+        if (upstream.status < 300) yield* inventory.reportServed
         yield* finish(upstream.status, startedAt)
         return { status: upstream.status, contentType: upstream.contentType, body: read.right } satisfies Started
       }
@@ -196,9 +215,9 @@ export const make = Effect.gen(function*() {
           runFork(
             Scope.close(scope, Exit.void).pipe(Effect.zipRight(
               ending._tag === "Done"
-                ? finish(upstream.status, startedAt)
+                ? Effect.zipRight(upstream.status < 300 ? inventory.reportServed : Effect.void, finish(upstream.status, startedAt))
                 : ending._tag === "Failed"
-                ? finish("failed", startedAt, ending.message)
+                ? Effect.zipRight(inventory.reportFault(ending.message), finish("failed", startedAt, ending.message))
                 : finish("cancelled", startedAt, "caller went away")
             ))
           )

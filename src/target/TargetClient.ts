@@ -17,11 +17,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import type { Readable } from "node:stream"
-import * as consumers from "node:stream/consumers"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
+import { readAll, readText } from "../http/streams.ts"
 import { withSpan } from "../tracing.ts"
 import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "./schema.ts"
 
@@ -78,6 +78,22 @@ export class TargetClient extends Context.Tag("foreman/TargetClient")<TargetClie
 /** Metadata calls (tags, ps, version) answer in milliseconds; a target that takes longer is not serving. */
 const metadataTimeout = Duration.seconds(15)
 
+/**
+ * The most of a metadata answer foreman reads: a listing of hundreds of models is well under
+ * a megabyte; a target that sends more is broken, and must not take foreman's memory with it.
+ */
+export const maxMetadataBytes = 16 * 2 ** 20
+
+/** The most of an error answer read for its message. */
+const maxErrorBytes = 64 * 2 ** 10
+
+/**
+ * Transport failures after the connection was made: the target took the request and closed
+ * the connection without answering. Not "unreachable" (that is a target asleep, which jobs
+ * wait for): an attempt that failed.
+ */
+const closedCodes = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE", "UND_ERR_CLOSED"])
+
 /** The error text of a non-2xx answer: the body's `error` (either dialect), or the raw body (gin's plain-text 404/405). */
 const errorText = (text: string): string => {
   try {
@@ -98,15 +114,43 @@ export const make = Effect.gen(function*() {
       Effect.mapError((error: HttpClientError.HttpClientError) => unreachable(error.cause ?? error))
     )
 
-  const toUpstream = (response: HttpClientResponse.HttpClientResponse) =>
-    NodeStream.toReadable(response.stream).pipe(
+  const toUpstream = (
+    response: HttpClientResponse.HttpClientResponse,
+    stream: Stream.Stream<Uint8Array, unknown> = response.stream
+  ) =>
+    NodeStream.toReadable(stream).pipe(
       Effect.map((body): Upstream => ({ status: response.status, contentType: response.headers["content-type"], body }))
     )
+
+  const stall = Duration.toMillis(config.stallTimeout)
+  const stalled = () =>
+    new TargetError({
+      status: 504,
+      fault: "stalled",
+      message: `the target stalled: it sent nothing for ${Duration.format(config.stallTimeout)} (--stall-timeout)`
+    })
+  const closed = (cause: unknown) =>
+    new TargetError({
+      status: 502,
+      fault: "closed",
+      message: `the target closed the connection before answering (${describeCause(cause)})`
+    })
+  /** A failure to get an answer's headers: no answer in time, closed on us, or not reachable. */
+  const noHeaders = (cause: unknown, within: number | undefined) => {
+    const code = (cause as { code?: unknown }).code
+    if (code === "UND_ERR_HEADERS_TIMEOUT") return within !== undefined && within <= stall ? noAnswer(within) : stalled()
+    const closedOnUs = typeof code === "string"
+      ? closedCodes.has(code)
+      // The platform's fetch (Deno) names it only in its message.
+      : /connection closed before message completed|connection reset/i.test(describeCause(cause))
+    return closedOnUs ? closed(cause) : unreachable(cause)
+  }
 
   const failNon2xx = (response: HttpClientResponse.HttpClientResponse) =>
     response.status >= 200 && response.status < 300
       ? Effect.succeed(response)
-      : response.text.pipe(
+      : NodeStream.toReadable(response.stream).pipe(
+        Effect.flatMap((body) => readText(body, maxErrorBytes)),
         Effect.orElseSucceed(() => ""),
         Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.status, message: errorText(text) })))
       )
@@ -119,21 +163,26 @@ export const make = Effect.gen(function*() {
   const undiciRaw = undici && ((method: "GET" | "HEAD" | "POST" | "DELETE", path: string, body: Uint8Array | undefined) =>
     undici({ method, path, body }).pipe(Effect.mapError(unreachable), Effect.map(upstreamOf)))
 
-  /** A GET's status and whole body, through undici where there is one (a poll is two of these). */
-  const getText = (path: string): Effect.Effect<{ readonly status: number; readonly text: string }, TargetUnreachable> =>
-    undiciRaw === undefined
-      ? send(HttpClientRequest.get(url + path)).pipe(
-        Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
-        Effect.catchTag("ResponseError", (error) => Effect.fail(unreachable(error.cause ?? error)))
+  /**
+   * A GET's status and whole body, through undici where there is one (a poll is two of
+   * these); a body over `maxMetadataBytes` is not read on.
+   */
+  const getText = (
+    path: string
+  ): Effect.Effect<{ readonly status: number; readonly text: string }, TargetUnreachable | TargetError> =>
+    (undiciRaw === undefined
+      ? send(HttpClientRequest.get(url + path)).pipe(Effect.flatMap((response) => toUpstream(response)))
+      : undiciRaw("GET", path, undefined)).pipe(
+        Effect.flatMap((upstream) =>
+          readAll(upstream.body, {
+            limit: maxMetadataBytes,
+            overflow: "destroy",
+            onError: unreachable,
+            tooLarge: () =>
+              new TargetError({ status: 502, message: `the target's ${path} answer is larger than ${maxMetadataBytes / 2 ** 20} MiB` })
+          }).pipe(Effect.map((bytes) => ({ status: upstream.status, text: new TextDecoder().decode(bytes) })))
+        )
       )
-      : Effect.flatMap(undiciRaw("GET", path, undefined), (upstream) =>
-        Effect.tryPromise({
-          try: (signal) => {
-            signal.addEventListener("abort", () => upstream.body.destroy())
-            return consumers.text(upstream.body)
-          },
-          catch: unreachable
-        }).pipe(Effect.map((text) => ({ status: upstream.status, text }))))
 
   const getJson = <A, I>(path: string, schema: Schema.Schema<A, I>) =>
     getText(path).pipe(
@@ -163,22 +212,36 @@ export const make = Effect.gen(function*() {
     version: getJson("/api/version", VersionResponse).pipe(withSpan("TargetClient.version")),
     job: undici === undefined
       ? (path, body, within) => {
-        const call = send(post(path, body)).pipe(Effect.flatMap(failNon2xx), Effect.flatMap(toUpstream))
-        return within === undefined ? call : call.pipe(Effect.timeoutFail({
-          duration: Duration.millis(Math.max(0, within)),
-          onTimeout: () => noAnswer(within)
-        }))
+        // The platform's fetch (Deno) has no timers of its own: the wait for the answer's
+        // headers and each wait for a chunk are bounded here.
+        const headers = within === undefined || within > stall ? stall : within
+        return http.execute(post(path, body)).pipe(
+          Effect.mapError((error: HttpClientError.HttpClientError) => noHeaders(error.cause ?? error, within)),
+          Effect.timeoutFail({
+            duration: Duration.millis(Math.max(0, headers)),
+            onTimeout: () => (within !== undefined && within <= stall ? noAnswer(within) : stalled())
+          }),
+          Effect.flatMap(failNon2xx),
+          Effect.flatMap((response) =>
+            toUpstream(response, response.stream.pipe(Stream.timeoutFail(bodyStalled, Duration.millis(stall))))
+          )
+        )
       }
       : (path, body, within) =>
-        // undici's own timer bounds the wait for the first byte: no fiber raced per request.
-        undici({ method: "POST", path, body, headersTimeout: within === undefined ? 0 : Math.max(1, within) }).pipe(
-          Effect.mapError((cause) =>
-            (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" ? noAnswer(within ?? 0) : unreachable(cause)
-          ),
+        // undici's own timers bound the wait for the answer's headers (the caller's time left,
+        // and --stall-timeout) and each wait for a chunk: no fiber raced per request.
+        undici({
+          method: "POST",
+          path,
+          body,
+          headersTimeout: Math.max(1, within === undefined ? stall : Math.min(within, stall)),
+          bodyTimeout: stall
+        }).pipe(
+          Effect.mapError((cause) => noHeaders(cause, within)),
           Effect.flatMap((response) =>
             response.statusCode >= 200 && response.statusCode < 300
               ? Effect.succeed(upstreamOf(response))
-              : Effect.tryPromise({ try: () => response.body.text(), catch: unreachable }).pipe(
+              : readText(response.body, maxErrorBytes).pipe(
                 Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.statusCode, message: errorText(text) })))
               )
           )
@@ -196,7 +259,7 @@ export const make = Effect.gen(function*() {
           contentType: "application/octet-stream",
           ...(body.contentLength === undefined ? {} : { contentLength: body.contentLength })
         }))
-      return send(withBody).pipe(Effect.flatMap(toUpstream))
+      return send(withBody).pipe(Effect.flatMap((response) => toUpstream(response)))
     }
   })
 })
@@ -216,6 +279,8 @@ const undiciRequest = (dispatcher: Undici.Dispatcher, url: string) => {
     readonly body?: Uint8Array | undefined
     /** Milliseconds to wait for the response's headers (0: no limit). */
     readonly headersTimeout?: number
+    /** Milliseconds to wait for each chunk of the body (0: no limit). */
+    readonly bodyTimeout?: number
   }) =>
     Effect.async<Undici.Dispatcher.ResponseData, unknown>((resume, signal) => {
       dispatcher.request({
@@ -224,7 +289,8 @@ const undiciRequest = (dispatcher: Undici.Dispatcher, url: string) => {
         method: options.method,
         signal,
         ...(options.body === undefined ? {} : { body: options.body, headers: jsonHeaders }),
-        ...(options.headersTimeout === undefined ? {} : { headersTimeout: options.headersTimeout })
+        ...(options.headersTimeout === undefined ? {} : { headersTimeout: options.headersTimeout }),
+        ...(options.bodyTimeout === undefined ? {} : { bodyTimeout: options.bodyTimeout })
       }).then(
         (response) => resume(Effect.succeed(response)),
         (cause) => resume(Effect.fail(cause))
@@ -239,6 +305,9 @@ const upstreamOf = (response: Undici.Dispatcher.ResponseData): Upstream => {
   const contentType = response.headers["content-type"]
   return { status: response.statusCode, contentType: Array.isArray(contentType) ? contentType[0] : contentType, body: response.body }
 }
+
+/** A chunk that did not come in time, as undici names it (so both platforms read the same). */
+const bodyStalled = () => Object.assign(new Error("Body Timeout Error"), { code: "UND_ERR_BODY_TIMEOUT" })
 
 /** The target took longer than the caller's time to send its first byte. */
 const noAnswer = (within: number) =>

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type BadTarget, startBadTarget } from "../support/BadTarget.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type ForemanProcess, root, runtimes, startCommand, startProcess, stopProcess } from "../support/process.ts"
 
@@ -102,5 +103,46 @@ describe("deno task start", () => {
     expect(existsSync(join(dir, "node_modules"))).toBe(false)
     await chats(await task(dir))
     expect(existsSync(join(dir, "node_modules"))).toBe(false)
+  })
+})
+
+// Under Deno foreman talks to the target through fetch, with its own timers: the same bounds.
+describe("under Deno, a target that misbehaves", () => {
+  let target: BadTarget
+  let foreman: ForemanProcess
+
+  beforeAll(async () => {
+    target = await startBadTarget()
+    foreman = await startProcess("deno", [
+      "--target", target.url, "--port", "0", "--plugins", "none", "--log-format", "json", "--db", ":memory:",
+      "--stall-timeout", "300ms", "--max-attempts", "2"
+    ])
+  }, 120_000)
+  afterAll(async () => {
+    if (foreman !== undefined) await stopProcess(foreman.child, "SIGTERM")
+    await target?.close()
+  })
+
+  const generate = (stream: boolean) =>
+    fetch(`${foreman.url}/api/generate`, { method: "POST", body: JSON.stringify({ model: "llama3.2", prompt: "x", stream }) })
+
+  it("headers and then nothing: the stream ends with an error line", async () => {
+    target.mode = "stall-after-headers"
+    const response = await generate(true)
+    expect(response.status).toBe(200)
+    expect(JSON.parse((await response.text()).trim().split("\n").at(-1)!)).toEqual({
+      error: "the target stalled mid-answer: it sent nothing for --stall-timeout"
+    })
+  })
+
+  it("no answer: 504; closed before answering: 502; then it serves again", async () => {
+    target.mode = "stall-before-headers"
+    expect((await generate(false)).status).toBe(504)
+    target.mode = "close-before-headers"
+    const closed = await generate(false)
+    expect(closed.status).toBe(502)
+    expect((await closed.json()).error).toMatch(/^the target closed the connection before answering/)
+    target.mode = "ok"
+    expect(await (await generate(false)).json()).toMatchObject({ response: "echo: x", done: true })
   })
 })

@@ -1,0 +1,189 @@
+/**
+ * A target that misbehaves never wedges a slot and never passes for healthy: one that stalls
+ * before or after its headers has the attempt given up after `--stall-timeout`, one that
+ * closes the connection or answers garbage fails the job after `--max-attempts`, and health
+ * says what is wrong until it serves a job again. The target's listing is bounded too.
+ */
+import { connect } from "node:net"
+import { Duration } from "effect"
+import { Ollama } from "ollama"
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest"
+import { type BadTarget, startBadTarget } from "../support/BadTarget.ts"
+import { type RunningForeman, startForeman } from "../support/foreman.ts"
+
+const generate = (prompt: string, stream: boolean) => JSON.stringify({ model: "llama3.2", prompt, stream })
+
+describe("a target that misbehaves", () => {
+  let target: BadTarget
+  let foreman: RunningForeman
+
+  beforeAll(async () => {
+    target = await startBadTarget()
+    foreman = await startForeman({
+      target: target.url,
+      stallTimeout: Duration.millis(300),
+      maxAttempts: 2,
+      concurrency: 1,
+      requestTimeout: Duration.seconds(60)
+    })
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+  })
+  afterAll(async () => {
+    await foreman?.close()
+    await target?.close()
+  })
+  beforeEach(async () => {
+    // Each case starts from a target that serves, and a foreman that has seen it serve.
+    target.mode = "ok"
+    const served = await fetch(`${foreman.url}/api/generate`, { method: "POST", body: generate("warm", false) })
+    expect(served.status).toBe(200)
+    expect((await foreman.health()).status).toBe("ok")
+  })
+
+  /** The slot is free and the target serves again: the next job runs, health recovers. */
+  const servesAgain = async () => {
+    target.mode = "ok"
+    const reply = await new Ollama({ host: foreman.url }).generate({ model: "llama3.2", prompt: "next" })
+    expect(reply.response).toBe("echo: next")
+    expect(await foreman.health()).toMatchObject({ status: "ok", jobFaults: 0, lastError: null })
+  }
+
+  it("headers and then nothing: the stream ends with an error line, the slot is freed, health says why", async () => {
+    target.mode = "stall-after-headers"
+    const response = await fetch(`${foreman.url}/api/generate`, { method: "POST", body: generate("stall", true) })
+    expect(response.status).toBe(200)
+    const lines = (await response.text()).trim().split("\n").map((line) => JSON.parse(line))
+    expect(lines.at(-1)).toEqual({ error: "the target stalled mid-answer: it sent nothing for --stall-timeout" })
+    expect(await foreman.health()).toMatchObject({
+      status: "degraded",
+      reachable: true,
+      jobFaults: 1,
+      lastError: "the target stalled mid-answer: it sent nothing for --stall-timeout"
+    })
+    await servesAgain()
+  })
+
+  it("no answer at all: the caller gets 504 after --stall-timeout, the slot is freed", async () => {
+    target.mode = "stall-before-headers"
+    const response = await fetch(`${foreman.url}/api/generate`, { method: "POST", body: generate("silence", false) })
+    expect(response.status).toBe(504)
+    expect(await response.json()).toEqual({ error: "the target stalled: it sent nothing for 300ms (--stall-timeout)" })
+    expect(await foreman.health()).toMatchObject({ status: "degraded", jobFaults: 1 })
+    await servesAgain()
+  })
+
+  it("an async job whose target never answers counts its attempts and fails after --max-attempts", async () => {
+    target.mode = "stall-before-headers"
+    const job = await submit("silence")
+    expect(job).toMatchObject({
+      status: "failed",
+      attempts: 2,
+      error: "the target stalled: it sent nothing for 300ms (--stall-timeout)"
+    })
+    await servesAgain()
+  })
+
+  it("an async job whose target closes the connection every time fails after --max-attempts, not at its TTL", async () => {
+    target.mode = "close-before-headers"
+    const job = await submit("closed")
+    expect(job.status).toBe("failed")
+    expect(job.attempts).toBe(2)
+    expect(job.error).toMatch(/^the target closed the connection before answering/)
+    expect((await foreman.health()).lastError).toMatch(/^the target closed the connection before answering/)
+    await servesAgain()
+  })
+
+  it("a sync caller whose target closes the connection every time gets 502 after --max-attempts tries", async () => {
+    target.mode = "close-before-headers"
+    const before = target.jobs.length
+    const response = await fetch(`${foreman.url}/api/generate`, { method: "POST", body: generate("closed", false) })
+    expect(response.status).toBe(502)
+    expect((await response.json()).error).toMatch(/^the target closed the connection before answering/)
+    expect(target.jobs.length - before).toBe(2)
+    await servesAgain()
+  })
+
+  it("an async job answered with garbage fails: the garbage is never its result", async () => {
+    target.mode = "garbage"
+    const job = await submit("garbage")
+    expect(job).toMatchObject({
+      status: "failed",
+      attempts: 2,
+      error: `the target's answer is not a JSON object: "<html>502 Bad Gateway</html>"`
+    })
+    expect(job.result).toBeUndefined()
+    await servesAgain()
+  })
+
+  it("an async job answered with JSON nested 100 000 deep fails without a 5xx from foreman", async () => {
+    target.mode = "deep"
+    const job = await submit("deep")
+    expect(job).toMatchObject({ status: "failed", error: "the target's answer nests deeper than 512 levels" })
+    await servesAgain()
+  })
+
+  const submit = async (prompt: string) => {
+    const submitted = await fetch(`${foreman.url}/foreman/v1/jobs`, {
+      method: "POST",
+      body: JSON.stringify({ endpoint: "/api/generate", body: { model: "llama3.2", prompt } })
+    })
+    expect(submitted.status).toBe(202)
+    const job = await fetch(`${foreman.url}${submitted.headers.get("location")}?wait=60s`)
+    expect(job.status).toBe(200)
+    return await job.json() as { status: string; attempts: number; error?: string; result?: unknown }
+  }
+})
+
+describe("a target whose /api/tags never ends", () => {
+  let target: BadTarget
+  let foreman: RunningForeman
+
+  beforeAll(async () => {
+    target = await startBadTarget()
+    target.tagsBytes = 200 * 2 ** 20
+    foreman = await startForeman({ target: target.url })
+  })
+  afterAll(async () => {
+    await foreman?.close()
+    await target?.close()
+  })
+
+  it("is read up to 16 MiB and reported, not taken whole into memory", async () => {
+    await vi.waitFor(async () => expect((await foreman.health()).consecutiveFailures).toBeGreaterThan(0))
+    expect(await foreman.health()).toMatchObject({
+      status: "degraded",
+      lastError: "target answered 502: the target's /api/tags answer is larger than 16 MiB"
+    })
+  })
+})
+
+describe("a request line in absolute form", () => {
+  let target: BadTarget
+  let foreman: RunningForeman
+
+  beforeAll(async () => {
+    target = await startBadTarget()
+    foreman = await startForeman({ target: target.url })
+  })
+  afterAll(async () => {
+    await foreman?.close()
+    await target?.close()
+  })
+
+  it("is the caller's error, a 400, and nothing reaches the target", async () => {
+    const { port } = new URL(foreman.url)
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), "127.0.0.1", () => {
+        socket.end(`POST http://x/api/blobs/sha256:1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+      })
+      let text = ""
+      socket.setEncoding("utf8")
+      socket.on("data", (chunk) => (text += chunk))
+      socket.once("end", () => resolve(text))
+      socket.once("error", reject)
+    })
+    expect(reply).toMatch(/^HTTP\/1\.1 400 /)
+    expect(reply).toContain(`{"error":"the request target must be a path such as /api/chat, not \\"http://x/api/blobs/sha256:1\\""}`)
+    expect(target.jobs).toEqual([])
+  })
+})
