@@ -159,6 +159,31 @@ describe("Scheduler", () => {
       expect(Exit.isSuccess(yield* Fiber.await(retry))).toBe(true)
     }))
 
+  it.scoped("stored async jobs waiting do not fill the queue for callers: --max-queue counts callers only", () =>
+    Effect.gen(function*() {
+      const { job, scheduler } = yield* setup({ maxQueue: 1 })
+      yield* job(A, "interactive", "10 seconds") // running
+      for (let i = 0; i < 3; i++) {
+        const stored = yield* scheduler.ticket(B, "batch")
+        yield* scheduler.enqueue(stored, Effect.void)
+      }
+      // A stored job's retry waits without counting either.
+      yield* scheduler.ticket(B, "batch").pipe(
+        Effect.flatMap((t) => Effect.scoped(scheduler.acquire({ ...t, attempts: 1 }, undefined, { caller: false }))),
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      expect((yield* scheduler.stats).waiting).toBe(4)
+      // One caller fits in --max-queue 1, behind them or (interactive) ahead; the next does not.
+      yield* job(A, "interactive", "1 second")
+      expect((yield* scheduler.stats).waiting).toBe(5)
+      const refused = yield* scheduler.ticket(A, "interactive").pipe(
+        Effect.flatMap((t) => Effect.scoped(scheduler.acquire(t))),
+        Effect.flip
+      )
+      expect(refused._tag).toBe("QueueFull")
+    }))
+
   it.scoped("closing the scope leaves the queue, or frees the slot", () =>
     Effect.gen(function*() {
       const { scheduler } = yield* setup({})

@@ -174,7 +174,7 @@ export const make = Effect.gen(function*() {
           slot.granted = false
           yield* Effect.addFinalizer(() => scheduler.release(job.id))
         } else {
-          yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }).pipe(Effect.orDie)
+          yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }, undefined, { caller: false }).pipe(Effect.orDie)
         }
         yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
         const upstream = yield* target.job(job.endpoint, encoder.encode(job.body)).pipe(

@@ -39,6 +39,11 @@ export const assumedKeepAlive = Duration.minutes(5)
 
 interface Entry {
   readonly ticket: Ticket
+  /**
+   * A caller holding a connection waits on it (a sync request). Only these count against
+   * `--max-queue`: stored async jobs were accepted when stored, and wait behind.
+   */
+  readonly caller: boolean
   /** A caller's fiber waiting for the grant (`acquire`)... */
   readonly granted?: Deferred.Deferred<void>
   /** ...or what to run when it is granted (`enqueue`), in the fiber that dispatched it. */
@@ -89,9 +94,14 @@ export interface SchedulerService {
    * Waits in the queue until a slot is granted, for at most `within` milliseconds if given
    * (then `RequestTimeout`). The slot is held until the enclosing scope closes; closing it
    * while still queued removes the ticket. A ticket with `attempts > 0` (a retry) is never
-   * refused for a full queue: it was accepted once.
+   * refused for a full queue: it was accepted once. `caller: false` (a stored async job's
+   * retry) keeps it out of the count of waiting callers that `--max-queue` bounds.
    */
-  readonly acquire: (ticket: Ticket, within?: number) => Effect.Effect<void, QueueFull | RequestTimeout, Scope.Scope>
+  readonly acquire: (
+    ticket: Ticket,
+    within?: number,
+    options?: { readonly caller?: boolean }
+  ) => Effect.Effect<void, QueueFull | RequestTimeout, Scope.Scope>
   /**
    * Queues a ticket with no fiber waiting on it: an async job may wait for hours, and
    * 10 000 of them should cost their queue entries, not 10 000 suspended fibers.
@@ -143,6 +153,8 @@ export const make = (policy: Policy) =>
     // Gauges updated in the synchronous steps (the effectful `Metric.incrementBy` would make
     // every step an effect chain); they carry no fiber-level metric tags.
     const depth = (priority: Priority, by: number) => depthGauges[priority].unsafeModify(by, [])
+    /** Waiting entries with a caller behind them (what `--max-queue` bounds). */
+    let callers = 0
     const runningBy = (by: number) => Metrics.jobsRunning.unsafeModify(by, [])
 
     const ticket = (model: string, priority: Priority, options?: { readonly id?: string; readonly enqueuedAt?: number }) =>
@@ -164,25 +176,28 @@ export const make = (policy: Policy) =>
         }
         const index = state.waiting.findIndex((entry) => entry.ticket.id === id)
         if (index < 0) return Effect.succeed("none" as const)
-        depth(state.waiting[index]!.ticket.priority, -1)
+        const entry = state.waiting[index]!
+        depth(entry.ticket.priority, -1)
+        if (entry.caller) callers--
         state.waiting.splice(index, 1)
         return Effect.as(dispatch, "queued" as const)
       })
 
     const enqueue = (entry: Entry, refuseWhenFull: boolean) =>
       Effect.suspend(() => {
-        if (refuseWhenFull && state.waiting.length >= config.maxQueue) return new QueueFull({ limit: config.maxQueue })
+        if (refuseWhenFull && callers >= config.maxQueue) return new QueueFull({ limit: config.maxQueue })
         state.waiting.push(entry)
         depth(entry.ticket.priority, 1)
+        if (entry.caller) callers++
         return dispatch
       })
 
-    const acquire = (ticket: Ticket, within?: number) =>
+    const acquire = (ticket: Ticket, within?: number, options?: { readonly caller?: boolean }) =>
       // The release goes straight into the scope: `acquireRelease` would also diff and
       // restore every fiber ref around it, a measurable share of a job's cost.
       Effect.uninterruptible(Effect.scopeWith((scope) => {
         const granted = Deferred.unsafeMake<void>(FiberId.none)
-        return enqueue({ ticket, granted }, ticket.attempts === 0).pipe(
+        return enqueue({ ticket, granted, caller: options?.caller ?? true }, ticket.attempts === 0).pipe(
           Effect.zipRight(Scope.addFinalizer(scope, leave(ticket.id))),
           Effect.as(granted)
         )
@@ -256,6 +271,7 @@ export const make = (policy: Policy) =>
           const index = state.waiting.findIndex((e) => e.ticket.id === job.id)
           const entry = state.waiting[index]!
           state.waiting.splice(index, 1)
+          if (entry.caller) callers--
           state.running.set(job.id, job)
           depth(job.priority, -1)
           runningBy(1)
@@ -326,7 +342,7 @@ export const make = (policy: Policy) =>
     return Scheduler.of({
       ticket,
       acquire,
-      enqueue: (ticket, onGrant) => enqueue({ ticket, onGrant }, false).pipe(Effect.orDie),
+      enqueue: (ticket, onGrant) => enqueue({ ticket, onGrant, caller: false }, false).pipe(Effect.orDie),
       release: leave,
       stats,
       position

@@ -9,6 +9,7 @@ import { Duration } from "effect"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest"
 import { type BadTarget, startBadTarget } from "../support/BadTarget.ts"
+import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
 
 const generate = (prompt: string, stream: boolean) => JSON.stringify({ model: "llama3.2", prompt, stream })
@@ -185,5 +186,43 @@ describe("a request line in absolute form", () => {
     expect(reply).toMatch(/^HTTP\/1\.1 400 /)
     expect(reply).toContain(`{"error":"the request target must be a path such as /api/chat, not \\"http://x/api/blobs/sha256:1\\""}`)
     expect(target.jobs).toEqual([])
+  })
+})
+
+describe("back-pressure with stored async jobs waiting", () => {
+  let target: FakeTarget
+  let foreman: RunningForeman
+
+  beforeAll(async () => {
+    target = await startFakeTarget({ models: ["llama3.2"] })
+    foreman = await startForeman({ target: target.url, maxQueue: 2 })
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+  })
+  afterAll(async () => {
+    await foreman?.close()
+    await target?.close()
+  })
+
+  it("batch jobs stored beyond --max-queue do not turn an interactive caller away; it is served first", async () => {
+    target.hold()
+    const ids: Array<string> = []
+    for (let i = 0; i < 6; i++) {
+      const submitted = await fetch(`${foreman.url}/foreman/v1/jobs`, {
+        method: "POST",
+        body: JSON.stringify({ endpoint: "/api/generate", body: { model: "llama3.2", prompt: `batch ${i}` } })
+      })
+      expect(submitted.status).toBe(202)
+      ids.push((await submitted.json()).id)
+    }
+    await vi.waitFor(async () => expect(await foreman.health()).toMatchObject({ running: 1, queueDepth: 5 }))
+    const interactive = new Ollama({ host: foreman.url }).generate({ model: "llama3.2", prompt: "me first" })
+    await vi.waitFor(async () => expect((await foreman.health()).queueDepth).toBe(6))
+    target.release()
+    expect((await interactive).response).toBe("echo: me first")
+    const order = target.calls.filter((call) => call.path === "/api/generate").map((call) => (call.body as { prompt: string }).prompt)
+    expect(order.slice(0, 2)).toEqual(["batch 0", "me first"])
+    for (const id of ids) {
+      expect((await (await fetch(`${foreman.url}/foreman/v1/jobs/${id}?wait=30s`)).json()).status).toBe("succeeded")
+    }
   })
 })
