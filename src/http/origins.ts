@@ -33,7 +33,7 @@ export const defaultOrigins: ReadonlyArray<string> = [
  * `*` that stands for any text (`http://192.168.1.*`, `chrome-extension://*`); `*` alone allows
  * every origin. Case-insensitive, as origins are.
  */
-export const originMatcher = (patterns: ReadonlyArray<string>): (origin: string) => boolean => {
+export const originMatcher = (patterns: ReadonlyArray<string>): (origin: string | undefined) => boolean => {
   const exact = new Set<string>()
   const wildcards: Array<readonly [string, string]> = []
   for (const pattern of patterns.map((p) => p.trim().toLowerCase()).filter((p) => p !== "")) {
@@ -41,7 +41,9 @@ export const originMatcher = (patterns: ReadonlyArray<string>): (origin: string)
     if (star === -1) exact.add(pattern)
     else wildcards.push([pattern.slice(0, star), pattern.slice(star + 1)])
   }
-  return (origin) => {
+  // The CORS middleware asks about a preflight's Origin, which may be missing.
+  return (origin: string | undefined) => {
+    if (typeof origin !== "string") return false
     const o = origin.toLowerCase()
     return exact.has(o) ||
       wildcards.some(([prefix, suffix]) => o.length >= prefix.length + suffix.length && o.startsWith(prefix) && o.endsWith(suffix))

@@ -64,12 +64,16 @@ export interface TargetClientService {
     /** How long to wait for the target's first byte (a model load included), in milliseconds. */
     within?: number
   ) => Effect.Effect<Upstream, TargetUnreachable | TargetError | RequestTimeout>
-  /** Any other route, passed through as is: non-2xx answers are returned, not failed. */
+  /**
+   * Any other route, passed through as is: non-2xx answers are returned, not failed. Bounded
+   * by `--stall-timeout` (a `TargetError` 504 when the target says nothing for that long),
+   * but for model management (`/api/pull`, `/api/push`, `/api/create`).
+   */
   readonly raw: (
     method: "GET" | "HEAD" | "POST" | "DELETE",
     path: string,
     body?: RawBody
-  ) => Effect.Effect<Upstream, TargetUnreachable>
+  ) => Effect.Effect<Upstream, TargetUnreachable | TargetError>
 }
 
 /** The Ollama HTTP client to the target. */
@@ -93,6 +97,9 @@ const maxErrorBytes = 64 * 2 ** 10
  * wait for): an attempt that failed.
  */
 const closedCodes = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE", "UND_ERR_CLOSED"])
+
+/** Pass-through calls with no time bound: model management, which may run long in silence. */
+const patientPaths = /^\/api\/(pull|push|create)$/
 
 /** The error text of a non-2xx answer: the body's `error` (either dialect), or the raw body (gin's plain-text 404/405). */
 const errorText = (text: string): string => {
@@ -135,16 +142,21 @@ export const make = Effect.gen(function*() {
       fault: "closed",
       message: `the target closed the connection before answering (${describeCause(cause)})`
     })
-  /** A failure to get an answer's headers: no answer in time, closed on us, or not reachable. */
-  const noHeaders = (cause: unknown, within: number | undefined) => {
+  /** A failure to get an answer's headers: the target stalled, closed on us, or is not reachable. */
+  const transportFailure = (cause: unknown): TargetError | TargetUnreachable => {
     const code = (cause as { code?: unknown }).code
-    if (code === "UND_ERR_HEADERS_TIMEOUT") return within !== undefined && within <= stall ? noAnswer(within) : stalled()
+    if (code === "UND_ERR_HEADERS_TIMEOUT") return stalled()
     const closedOnUs = typeof code === "string"
       ? closedCodes.has(code)
       // The platform's fetch (Deno) names it only in its message.
       : /connection closed before message completed|connection reset/i.test(describeCause(cause))
     return closedOnUs ? closed(cause) : unreachable(cause)
   }
+  /** The same for a job, where the caller's own time (`within`) may run out first. */
+  const noHeaders = (cause: unknown, within: number | undefined) =>
+    (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" && within !== undefined && within <= stall
+      ? noAnswer(within)
+      : transportFailure(cause)
 
   const failNon2xx = (response: HttpClientResponse.HttpClientResponse) =>
     response.status >= 200 && response.status < 300
@@ -159,9 +171,20 @@ export const make = Effect.gen(function*() {
   const undici = Option.getOrUndefined(
     Option.map(yield* Effect.serviceOption(NodeHttpClient.Dispatcher), (dispatcher) => undiciRequest(dispatcher, url))
   )
-  /** A pass-through call with a body in bytes (or none) through undici: any status is returned. */
-  const undiciRaw = undici && ((method: "GET" | "HEAD" | "POST" | "DELETE", path: string, body: Uint8Array | undefined) =>
-    undici({ method, path, body }).pipe(Effect.mapError(unreachable), Effect.map(upstreamOf)))
+  /**
+   * A pass-through call with a body in bytes (or none) through undici: any status is
+   * returned. `stallMillis` bounds the wait for the headers and for each chunk (0: none).
+   */
+  const undiciRaw = undici && ((
+    method: "GET" | "HEAD" | "POST" | "DELETE",
+    path: string,
+    body: Uint8Array | undefined,
+    stallMillis = 0
+  ) =>
+    undici({ method, path, body, headersTimeout: stallMillis, bodyTimeout: stallMillis }).pipe(
+      Effect.mapError(transportFailure),
+      Effect.map(upstreamOf)
+    ))
 
   /**
    * A GET's status and whole body, through undici where there is one (a poll is two of
@@ -247,9 +270,14 @@ export const make = Effect.gen(function*() {
           )
         ),
     raw: (method, path, body) => {
+      // Model management may run long in silence (a pull with `stream: false` says nothing
+      // until it is done); everything else answers promptly and is bounded like a job.
+      const bounded = !patientPaths.test(path)
       // Bytes (or nothing) straight through undici where there is one; a streamed body
       // (a blob upload) through the generic client, which streams it.
-      if (undiciRaw !== undefined && (body === undefined || body instanceof Uint8Array)) return undiciRaw(method, path, body)
+      if (undiciRaw !== undefined && (body === undefined || body instanceof Uint8Array)) {
+        return undiciRaw(method, path, body, bounded ? stall : 0)
+      }
       const request = HttpClientRequest.make(method)(url + path)
       const withBody = body === undefined
         ? request
@@ -259,7 +287,14 @@ export const make = Effect.gen(function*() {
           contentType: "application/octet-stream",
           ...(body.contentLength === undefined ? {} : { contentLength: body.contentLength })
         }))
-      return send(withBody).pipe(Effect.flatMap((response) => toUpstream(response)))
+      if (!bounded) return send(withBody).pipe(Effect.flatMap((response) => toUpstream(response)))
+      return http.execute(withBody).pipe(
+        Effect.mapError((error: HttpClientError.HttpClientError) => transportFailure(error.cause ?? error)),
+        Effect.timeoutFail({ duration: config.stallTimeout, onTimeout: stalled }),
+        Effect.flatMap((response) =>
+          toUpstream(response, response.stream.pipe(Stream.timeoutFail(bodyStalled, config.stallTimeout)))
+        )
+      )
     }
   })
 })

@@ -73,6 +73,13 @@ describe("a target that misbehaves", () => {
     await servesAgain()
   })
 
+  it("a pass-through call the target never answers gets 504 after --stall-timeout too", async () => {
+    target.mode = "stall-before-headers"
+    const response = await fetch(`${foreman.url}/api/show`, { method: "POST", body: JSON.stringify({ model: "llama3.2" }) })
+    expect(response.status).toBe(504)
+    expect(await response.json()).toEqual({ error: "the target stalled: it sent nothing for 300ms (--stall-timeout)" })
+  })
+
   it("an async job whose target never answers counts its attempts and fails after --max-attempts", async () => {
     target.mode = "stall-before-headers"
     const job = await submit("silence")

@@ -81,7 +81,8 @@ export const startBadTarget = async (mode: BadMode = "ok"): Promise<BadTarget> =
       state.jobs.push(path)
       const body = (() => {
         try {
-          return JSON.parse(text) as { stream?: boolean; prompt?: string }
+          const parsed: unknown = JSON.parse(text)
+          return typeof parsed === "object" && parsed !== null ? parsed as { stream?: boolean; prompt?: string } : {}
         } catch {
           return {}
         }
