@@ -233,3 +233,48 @@ describe("back-pressure with stored async jobs waiting", () => {
     }
   })
 })
+
+describe("JSON nested deep", () => {
+  let target: BadTarget
+  let foreman: RunningForeman
+
+  beforeAll(async () => {
+    target = await startBadTarget()
+    foreman = await startForeman({ target: target.url })
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+  })
+  afterAll(async () => {
+    await foreman?.close()
+    await target?.close()
+  })
+
+  const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
+  const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(`${foreman.url}${path}`, { method: "POST", body, headers })
+
+  it("as deep as Go allows is stored and run, sync or async, as Ollama would take it", async () => {
+    const body = `{"model":"llama3.2","prompt":"deep","options":${nested(5_000)}}`
+    const submitted = await post("/api/generate", body, { prefer: "respond-async" })
+    expect(submitted.status).toBe(202)
+    const viaApi = await post("/foreman/v1/jobs", `{"endpoint":"/api/generate","body":${body}}`)
+    expect(viaApi.status).toBe(202)
+    for (const response of [submitted, viaApi]) {
+      const job = await (await fetch(`${foreman.url}${response.headers.get("location")}?wait=30s`)).json()
+      expect(job).toMatchObject({ status: "succeeded", result: { response: "echo: deep" } })
+    }
+    // What reached the target is the body as sent, with `stream: false` for the stored job.
+    expect(target.jobs.filter((path) => path === "/api/generate").length).toBe(2)
+  })
+
+  it("deeper than Go allows is Ollama's 400, on every way in; never a 500", async () => {
+    const body = `{"model":"llama3.2","prompt":"x","options":${nested(100_000)}}`
+    for (const response of [
+      await post("/api/generate", body),
+      await post("/api/generate", body, { prefer: "respond-async" }),
+      await post("/foreman/v1/jobs", `{"endpoint":"/api/generate","body":${body}}`)
+    ]) {
+      expect(response.status).toBe(400)
+      expect(await response.json()).toEqual({ error: "invalid character '[' exceeded max depth" })
+    }
+  })
+})
