@@ -184,6 +184,26 @@ describe("Scheduler", () => {
       expect(refused._tag).toBe("QueueFull")
     }))
 
+  it.scoped("a caller that leaves the queue (cancelled, timed out) makes room for the next", () =>
+    Effect.gen(function*() {
+      const { job, scheduler } = yield* setup({ maxQueue: 1 })
+      yield* job(A, "interactive", "10 seconds") // running
+      const waiting = yield* job(A, "interactive", "1 second")
+      const full = yield* scheduler.ticket(A, "interactive").pipe(Effect.flatMap((t) => Effect.scoped(scheduler.acquire(t))), Effect.flip)
+      expect(full._tag).toBe("QueueFull")
+      yield* Fiber.interrupt(waiting.fiber)
+      const timedOut = yield* scheduler.ticket(A, "interactive").pipe(
+        Effect.flatMap((t) => Effect.scoped(scheduler.acquire(t, 1_000))),
+        Effect.flip,
+        Effect.fork
+      )
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* Fiber.join(timedOut))._tag).toBe("RequestTimeout")
+      // Both left: the queue has room for one caller again.
+      yield* job(A, "interactive", "1 second")
+      expect((yield* scheduler.stats).waiting).toBe(1)
+    }))
+
   it.scoped("closing the scope leaves the queue, or frees the slot", () =>
     Effect.gen(function*() {
       const { scheduler } = yield* setup({})

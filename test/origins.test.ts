@@ -3,7 +3,7 @@
  * and which `Host` names a loopback listener answers.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { defaultOrigins, hostOf, isLocalHost, isLoopbackListener, isSameOrigin, originMatcher, type Machine } from "../src/http/origins.ts"
+import { defaultOrigins, hostOf, isLocalHost, isLoopback, isSameOrigin, originMatcher, type Machine } from "../src/http/origins.ts"
 
 const machine: Machine = { hostname: "gpu-box", addresses: () => ["127.0.0.1", "::1", "203.0.113.7", "fe80::1"] }
 
@@ -45,6 +45,11 @@ describe("origins", () => {
     expect(extra("https://chat.example.com.evil.example")).toBe(false)
     expect(extra("http://192.168.1.20:3000")).toBe(true)
     expect(extra("http://192.168.2.20")).toBe(false)
+    // Within one part of the host: anyone can register 192.168.1.evil.example.
+    expect(extra("http://192.168.1.evil.example")).toBe(false)
+    expect(originMatcher(["http://localhost:*"])("http://localhost:3000.evil.example")).toBe(false)
+    expect(originMatcher(["https://*.example.com"])("https://chat.example.com")).toBe(true)
+    expect(originMatcher(["https://*.example.com"])("https://a.b.example.com")).toBe(false)
     expect(extra("chrome-extension://abcdef")).toBe(true)
     expect(originMatcher(["*"])("https://anything.example")).toBe(true)
   })
@@ -86,6 +91,8 @@ describe("hosts", () => {
       "[::]",
       "[fd12:3456::1]",
       "[::ffff:127.0.0.1]",
+      "[::ffff:7f00:1]",
+      "[0:0:0:0:0:0:0:1]",
       "203.0.113.7:11435",
       "[fe80::1]"
     ]) expect(isLocalHost(host, machine), String(host)).toBe(true)
@@ -100,17 +107,19 @@ describe("hosts", () => {
       "172.32.0.1",
       "198.51.100.1:11435",
       "[2001:db8::1]",
-      "gpu-box.evil.example"
+      "gpu-box.evil.example",
+      "[::1].evil.example",
+      "[fc::1]",
+      "[fd1::1]"
     ]) expect(isLocalHost(host, machine), host).toBe(false)
   })
 
-  it("applies the Host rule on loopback listeners only", () => {
-    expect(isLoopbackListener("127.0.0.1")).toBe(true)
-    expect(isLoopbackListener("127.0.0.2")).toBe(true)
-    expect(isLoopbackListener("localhost")).toBe(true)
-    expect(isLoopbackListener("::1")).toBe(true)
-    expect(isLoopbackListener("0.0.0.0")).toBe(false)
-    expect(isLoopbackListener("::")).toBe(false)
-    expect(isLoopbackListener("192.168.1.5")).toBe(false)
+  it("knows loopback addresses in every spelling (where the Host rule applies)", () => {
+    for (const address of ["127.0.0.1", "127.0.0.2", "localhost", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "[::1]"]) {
+      expect(isLoopback(address), address).toBe(true)
+    }
+    for (const address of ["0.0.0.0", "::", "192.168.1.5", "::ffff:192.168.1.5", "fe80::1"]) {
+      expect(isLoopback(address), address).toBe(false)
+    }
   })
 })

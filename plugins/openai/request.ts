@@ -170,6 +170,9 @@ export const decode = (route: Route, bytes: Uint8Array): Either.Either<OpenAiReq
   return Either.right({ route, model, body })
 }
 
+/** Whether the caller asked for a streamed answer (OpenAI's default is one JSON body). */
+export const streams = (body: Readonly<Record<string, unknown>>): boolean => field(body, "stream")?.value === true
+
 /**
  * The body of the same request as an async job: never streamed, since the stored result is
  * the final body. Any spelling of `stream` goes (Go would let the last one win).

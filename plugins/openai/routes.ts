@@ -27,7 +27,11 @@ export const layer = ForemanRouter.use((router) =>
         kind: Request.routes[route].kind,
         decode: (bytes) =>
           Request.decode(route, bytes).pipe(
-            Effect.map((decoded) => ({ model: decoded.model, body: Request.asyncBody(decoded.body) }))
+            Effect.map((decoded) => ({
+              model: decoded.model,
+              body: Request.asyncBody(decoded.body),
+              stream: Request.streams(decoded.body)
+            }))
           )
       }).pipe(inOpenAiDialect)
 

@@ -70,7 +70,12 @@ export const makeJobRoute = Effect.gen(function*() {
      */
     readonly decode: (
       bytes: Uint8Array
-    ) => Effect.Effect<{ readonly model: string; readonly body: Readonly<Record<string, unknown>> }, E>
+    ) => Effect.Effect<{
+      readonly model: string
+      readonly body: Readonly<Record<string, unknown>>
+      /** Whether the sync answer streams (default: yes); see `JobSpec.streams`. */
+      readonly stream?: boolean
+    }, E>
   }) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -83,6 +88,15 @@ export const makeJobRoute = Effect.gen(function*() {
         const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
         return accepted(yield* asyncJobs.submit({ endpoint, kind, model: decoded.model, body: decoded.body, priority: asyncPriority }))
       }
-      return streamed(yield* jobs.run({ endpoint, kind, model: decoded.model, body: bytes, priority }))
+      return streamed(
+        yield* jobs.run({
+          endpoint,
+          kind,
+          model: decoded.model,
+          body: bytes,
+          priority,
+          ...(decoded.stream === undefined ? {} : { streams: decoded.stream })
+        })
+      )
     })
 })

@@ -80,7 +80,17 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
  */
 const guard = (config: ForemanSettings) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
   const allowed = Origins.originMatcher([...Origins.defaultOrigins, ...config.origins])
-  const checkHost = Origins.isLoopbackListener(config.host)
+  const loopbackListener = Origins.isLoopback(config.host)
+  /**
+   * The Host rule holds for connections that arrived on a loopback address: on a loopback
+   * listener that is all of them, on `0.0.0.0` those from this machine (a page's name that
+   * rebinds to 127.0.0.1 comes that way). Where the server says nothing of its socket, the
+   * listener decides.
+   */
+  const arrivedOnLoopback = (request: HttpServerRequest.HttpServerRequest) => {
+    const local = (request.source as { readonly socket?: { readonly localAddress?: string } } | undefined)?.socket?.localAddress
+    return local === undefined ? loopbackListener : Origins.isLoopback(local)
+  }
   const withCors = HttpMiddleware.cors({ allowedOrigins: allowed })(app)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     // An absolute-form target (`POST http://x/api/chat`) would route by its path while the
@@ -96,8 +106,8 @@ const guard = (config: ForemanSettings) => <E, R>(app: HttpApp.Default<E, R>): H
     if (origin !== undefined && !Origins.isSameOrigin(origin, host) && !allowed(origin)) {
       return forbidden(request, `origin ${JSON.stringify(origin)} is not allowed (--origins allows more)`)
     }
-    if (checkHost && !Origins.isLocalHost(host)) {
-      return forbidden(request, `host ${JSON.stringify(host)} is not local: foreman listens on ${config.host} only`)
+    if (arrivedOnLoopback(request) && !Origins.isLocalHost(host)) {
+      return forbidden(request, `host ${JSON.stringify(host)} is not local (a request to foreman on a loopback address must name a local host)`)
     }
     return request.method === "OPTIONS" || origin !== undefined ? withCors : app
   })

@@ -20,7 +20,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../Metrics.ts"
 import { Events } from "../plugin/Events.ts"
-import type { TargetError, TargetUnreachable } from "../Errors.ts"
+import { type TargetError, TargetUnreachable } from "../Errors.ts"
 import * as ModelName from "../target/ModelName.ts"
 import type { PsModel, TagModel } from "../target/schema.ts"
 import { TargetClient } from "../target/TargetClient.ts"
@@ -109,6 +109,13 @@ export interface InventoryService {
   /** The target served a job to its end (cheap when nothing was wrong). */
   readonly reportServed: Effect.Effect<void>
   /**
+   * A job's connection was closed before any answer. A target that answers a poll now is up
+   * and broken: the error stands. One that does not is asleep behind something that takes
+   * connections for it (an ssh tunnel, a port forward): the job waits as for any target
+   * asleep, and the failed poll has marked it so.
+   */
+  readonly checkClosed: (error: TargetError) => Effect.Effect<never, TargetError | TargetUnreachable>
+  /**
    * Check a model against the cache; on a miss, ask the target's `/api/tags` once (the
    * grace path: a model pulled a second ago works). `unknown` means foreman has never
    * reached the target, so it cannot tell: the job is let through and the target decides.
@@ -142,10 +149,14 @@ export const make = Effect.gen(function*() {
   const prober = yield* FiberHandle.make()
   const pollLock = yield* Effect.makeSemaphore(1)
 
+  /** A copy of the state's `jobFaults > 0`, kept by `update`: a served job costs one read when all is well. */
+  let faulty = false
+
   /** Applies a change, keeps the gauges current, and reports the degraded/recovered transitions. */
   const update = (f: (state: InventoryState) => InventoryState) =>
     SubscriptionRef.modify(ref, (before) => {
       const after = f(before)
+      faulty = after.jobFaults > 0
       return [[before, after] as const, after]
     }).pipe(
       Effect.tap(([, after]) =>
@@ -245,21 +256,18 @@ export const make = Effect.gen(function*() {
     )
 
   const reportFault = (reason: string) =>
-    update((state) => ({ ...state, jobFaults: state.jobFaults + 1, lastJobFault: Option.some(reason) })).pipe(
-      Effect.tap(() => Effect.sync(() => (faulty = true))),
-      Effect.asVoid
-    )
+    update((state) => ({ ...state, jobFaults: state.jobFaults + 1, lastJobFault: Option.some(reason) })).pipe(Effect.asVoid)
 
-  /** A copy of `jobFaults > 0`, so that a served job costs one read when all is well. */
-  let faulty = false
   const reportServed = Effect.suspend(() =>
-    faulty
-      ? update((state) => ({ ...state, jobFaults: 0, lastJobFault: Option.none() })).pipe(
-        Effect.tap(() => Effect.sync(() => (faulty = false))),
-        Effect.asVoid
-      )
-      : Effect.void
+    faulty ? update((state) => ({ ...state, jobFaults: 0, lastJobFault: Option.none() })).pipe(Effect.asVoid) : Effect.void
   )
+
+  const checkClosed = (error: TargetError) =>
+    poll.pipe(
+      Effect.flatMap((up) =>
+        Effect.fail(up ? error : new TargetUnreachable({ url: target.url, message: error.message }))
+      )
+    )
 
   const lookup = (key: string) =>
     Effect.gen(function*() {
@@ -284,6 +292,7 @@ export const make = Effect.gen(function*() {
     reportUnreachable,
     reportFault,
     reportServed,
+    checkClosed,
     lookup
   })
 })

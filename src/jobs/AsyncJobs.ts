@@ -16,9 +16,10 @@ import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import { ForemanConfig } from "../Config.ts"
-import { describeCause, JobConflict, JobNotFound, type ModelNotFound, type TargetError, TargetUnreachable } from "../Errors.ts"
+import { describeCause, JobConflict, JobNotFound, type ModelNotFound, TargetError, TargetUnreachable } from "../Errors.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import * as Json from "../Json.ts"
+import * as Either from "effect/Either"
 import type { JobInfo } from "../plugin/Events.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
@@ -26,7 +27,8 @@ import * as ModelName from "../target/ModelName.ts"
 import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
 import { readAll } from "../http/streams.ts"
-import { Jobs, retrySchedule, unreachableSchedule } from "./Jobs.ts"
+import { Jobs, maxAnswerBytes, retrySchedule, unreachableSchedule } from "./Jobs.ts"
+import { fold } from "./fold.ts"
 import * as Report from "./report.ts"
 import { withSpan } from "../tracing.ts"
 
@@ -177,9 +179,19 @@ export const make = Effect.gen(function*() {
           yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }, undefined, { caller: false }).pipe(Effect.orDie)
         }
         yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
-        const upstream = yield* target.job(job.endpoint, encoder.encode(job.body)).pipe(
+        // Generate and chat are asked for the stream and folded (see fold.ts): with
+        // `stream: false` the target would say nothing until the whole answer is done.
+        const folds = job.endpoint === "/api/generate" || job.endpoint === "/api/chat"
+        const request = folds ? JSON.parse(job.body) as Record<string, unknown> : undefined
+        const body = request === undefined ? encoder.encode(job.body) : encoder.encode(Json.encode({ ...request, stream: true }))
+        const startBounded = folds || /\/embed(dings)?$/.test(job.endpoint)
+        const upstream = yield* target.job(job.endpoint, body, undefined, { startBounded }).pipe(
           // No time limit was given (async jobs wait as long as their TTL allows).
           Effect.catchTag("RequestTimeout", Effect.die),
+          Effect.catchIf(
+            (error) => error._tag === "TargetError" && error.fault === "closed",
+            (error) => inventory.checkClosed(error as TargetError)
+          ),
           // Reported while the slot is still held (see Jobs).
           Effect.tapError((error) =>
             error._tag === "TargetUnreachable"
@@ -201,24 +213,38 @@ export const make = Effect.gen(function*() {
         progress.startedAt = yield* Clock.currentTimeMillis
         yield* report.started(info(job), progress.startedAt, progress.startedAt - job.createdAt)
         const bytes = yield* readAll(upstream.body, {
-          limit: config.maxBodySize,
+          limit: maxAnswerBytes,
           overflow: "destroy",
           onError: (error): AttemptFailure => ({
             _tag: "Failed",
             message: `the target failed mid-way: ${describeCause(error)}`,
             retryable: true
           }),
+          // The same request would give the same answer: not retried, and not the target's fault.
           tooLarge: (): AttemptFailure => ({
             _tag: "Failed",
-            message: `the target's answer is larger than --max-body-size (${config.maxBodySize} bytes)`,
-            retryable: true
+            message: `the target's answer is larger than ${maxAnswerBytes / 2 ** 20} MiB`,
+            retryable: false
           })
-        }).pipe(Effect.tapError((failure) => failure._tag === "Failed" ? inventory.reportFault(failure.message) : Effect.void))
-        const text = decoder.decode(bytes)
-        const invalid = invalidResult(text)
-        if (invalid !== undefined) {
-          yield* inventory.reportFault(invalid)
-          return yield* Effect.fail<AttemptFailure>({ _tag: "Failed", message: invalid, retryable: true })
+        }).pipe(Effect.tapError((failure) =>
+          failure._tag === "Failed" && failure.retryable ? inventory.reportFault(failure.message) : Effect.void
+        ))
+        const answer = decoder.decode(bytes)
+        const invalid = folds && Json.depth(answer, maxResultDepth) > maxResultDepth
+          ? `the target's answer nests deeper than ${maxResultDepth} levels`
+          : undefined
+        const folded = folds && invalid === undefined ? fold(job.endpoint as "/api/generate", answer, request!) : undefined
+        if (folded !== undefined && Either.isLeft(folded)) {
+          // An error line is the target's own report (a runner that failed): retried, not a fault.
+          const { broken, message } = folded.left
+          if (broken) yield* inventory.reportFault(message)
+          return yield* Effect.fail<AttemptFailure>({ _tag: "Failed", message, retryable: true })
+        }
+        const text = folded !== undefined && Either.isRight(folded) ? Json.encode(folded.right) : answer
+        const bad = invalid ?? invalidResult(text)
+        if (bad !== undefined) {
+          yield* inventory.reportFault(bad)
+          return yield* Effect.fail<AttemptFailure>({ _tag: "Failed", message: bad, retryable: true })
         }
         yield* inventory.reportServed
         return text

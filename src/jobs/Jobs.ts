@@ -37,6 +37,12 @@ export interface JobSpec {
   /** The request body, forwarded to the target byte for byte. */
   readonly body: Uint8Array
   readonly priority: Priority
+  /**
+   * Whether the answer streams (the default). One that does not (`stream: false`) starts only
+   * once it is complete, so `--stall-timeout` bounds its chunks, not its start; embeddings
+   * answer promptly and are bounded either way.
+   */
+  readonly streams?: boolean
 }
 
 /** A job that has started at the target: its status and its body, still streaming. */
@@ -88,6 +94,12 @@ export const unreachableSchedule = Schedule.exponential(Duration.millis(50)).pip
   Schedule.jittered
 )
 
+/**
+ * The most of a whole (not streamed) answer foreman reads: embeddings of a large batch run to
+ * tens of megabytes; past this a target is broken, and must not take foreman's memory.
+ */
+export const maxAnswerBytes = 256 * 2 ** 20
+
 const encoder = new TextEncoder()
 const errorLine = (message: string) => encoder.encode(JSON.stringify({ error: message }) + "\n")
 const empty = new Uint8Array(0)
@@ -113,7 +125,12 @@ export const make = Effect.gen(function*() {
             yield* Scope.extend(scheduler.acquire(ticket, deadline - (yield* Clock.currentTimeMillis)), scope)
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
-            return yield* target.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis)).pipe(
+            const startBounded = spec.streams !== false || spec.kind === "/api/embed" || spec.kind === "/api/embeddings"
+            return yield* target.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
+              Effect.catchIf(
+                (error) => error._tag === "TargetError" && error.fault === "closed",
+                (error) => inventory.checkClosed(error as TargetError)
+              ),
               Effect.tapError((error) =>
                 error._tag === "TargetUnreachable"
                   ? inventory.reportUnreachable(error)
@@ -188,10 +205,10 @@ export const make = Effect.gen(function*() {
         // Ollama answers it. Cheaper than a pipe, and a failure mid-way can still get a
         // proper error status, as Ollama gives it.
         const read = yield* readAll(upstream.body, {
-          limit: config.maxBodySize,
+          limit: maxAnswerBytes,
           overflow: "destroy",
           onError: describeCause,
-          tooLarge: () => `the target's answer is larger than --max-body-size (${config.maxBodySize} bytes)`
+          tooLarge: () => `the target's answer is larger than ${maxAnswerBytes / 2 ** 20} MiB`
         }).pipe(
           Effect.either,
           Effect.onInterrupt(() =>

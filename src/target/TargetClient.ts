@@ -62,7 +62,15 @@ export interface TargetClientService {
     path: string,
     body: Uint8Array,
     /** How long to wait for the target's first byte (a model load included), in milliseconds. */
-    within?: number
+    within?: number,
+    options?: {
+      /**
+       * Whether `--stall-timeout` bounds the wait for the answer's start too (default: yes).
+       * Not for an answer the target sends only once it is complete (`stream: false`): its
+       * start comes after the whole generation. Chunks are bounded either way.
+       */
+      readonly startBounded?: boolean
+    }
   ) => Effect.Effect<Upstream, TargetUnreachable | TargetError | RequestTimeout>
   /**
    * Any other route, passed through as is: non-2xx answers are returned, not failed. Bounded
@@ -98,8 +106,11 @@ const maxErrorBytes = 64 * 2 ** 10
  */
 const closedCodes = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE", "UND_ERR_CLOSED"])
 
-/** Pass-through calls with no time bound: model management, which may run long in silence. */
-const patientPaths = /^\/api\/(pull|push|create)$/
+/**
+ * Pass-through calls with no time bound: model management, which may run long in silence, and
+ * blob uploads (gigabytes, answered once all of it is in).
+ */
+const patientPaths = /^\/api\/(pull|push|create|blobs\/.*)$/
 
 /** The error text of a non-2xx answer: the body's `error` (either dialect), or the raw body (gin's plain-text 404/405). */
 const errorText = (text: string): string => {
@@ -153,15 +164,19 @@ export const make = Effect.gen(function*() {
     return closedOnUs ? closed(cause) : unreachable(cause)
   }
   /** The same for a job, where the caller's own time (`within`) may run out first. */
-  const noHeaders = (cause: unknown, within: number | undefined) =>
-    (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" && within !== undefined && within <= stall
+  const noHeaders = (cause: unknown, within: number | undefined, startBounded: boolean) =>
+    (cause as { code?: unknown }).code === "UND_ERR_HEADERS_TIMEOUT" && within !== undefined &&
+      (!startBounded || within <= stall)
       ? noAnswer(within)
       : transportFailure(cause)
+  /** The wait for an answer's headers, in milliseconds (undefined: none). */
+  const headersWait = (within: number | undefined, startBounded: boolean) =>
+    startBounded ? (within === undefined ? stall : Math.min(within, stall)) : within
 
   const failNon2xx = (response: HttpClientResponse.HttpClientResponse) =>
     response.status >= 200 && response.status < 300
       ? Effect.succeed(response)
-      : NodeStream.toReadable(response.stream).pipe(
+      : NodeStream.toReadable(response.stream.pipe(Stream.timeoutFail(bodyStalled, config.stallTimeout))).pipe(
         Effect.flatMap((body) => readText(body, maxErrorBytes)),
         Effect.orElseSucceed(() => ""),
         Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.status, message: errorText(text) })))
@@ -195,7 +210,13 @@ export const make = Effect.gen(function*() {
   ): Effect.Effect<{ readonly status: number; readonly text: string }, TargetUnreachable | TargetError> =>
     (undiciRaw === undefined
       ? send(HttpClientRequest.get(url + path)).pipe(Effect.flatMap((response) => toUpstream(response)))
-      : undiciRaw("GET", path, undefined)).pipe(
+      : undiciRaw("GET", path, undefined).pipe(
+        // A poll closed on is a target not there (an ssh tunnel to a box asleep does that).
+        Effect.catchIf(
+          (error) => error._tag === "TargetError" && error.fault !== undefined,
+          (error) => Effect.fail(new TargetUnreachable({ url, message: error.message }))
+        )
+      )).pipe(
         Effect.flatMap((upstream) =>
           readAll(upstream.body, {
             limit: maxMetadataBytes,
@@ -234,33 +255,39 @@ export const make = Effect.gen(function*() {
     ps: getJson("/api/ps", PsResponse).pipe(withSpan("TargetClient.ps")),
     version: getJson("/api/version", VersionResponse).pipe(withSpan("TargetClient.version")),
     job: undici === undefined
-      ? (path, body, within) => {
+      ? (path, body, within, options) => {
         // The platform's fetch (Deno) has no timers of its own: the wait for the answer's
         // headers and each wait for a chunk are bounded here.
-        const headers = within === undefined || within > stall ? stall : within
-        return http.execute(post(path, body)).pipe(
-          Effect.mapError((error: HttpClientError.HttpClientError) => noHeaders(error.cause ?? error, within)),
+        const startBounded = options?.startBounded ?? true
+        const headers = headersWait(within, startBounded)
+        const call = http.execute(post(path, body)).pipe(
+          Effect.mapError((error: HttpClientError.HttpClientError) => noHeaders(error.cause ?? error, within, startBounded))
+        )
+        return (headers === undefined ? call : call.pipe(
           Effect.timeoutFail({
             duration: Duration.millis(Math.max(0, headers)),
-            onTimeout: () => (within !== undefined && within <= stall ? noAnswer(within) : stalled())
-          }),
+            onTimeout: () => (within !== undefined && (!startBounded || within <= stall) ? noAnswer(within) : stalled())
+          })
+        )).pipe(
           Effect.flatMap(failNon2xx),
           Effect.flatMap((response) =>
             toUpstream(response, response.stream.pipe(Stream.timeoutFail(bodyStalled, Duration.millis(stall))))
           )
         )
       }
-      : (path, body, within) =>
+      : (path, body, within, options) => {
         // undici's own timers bound the wait for the answer's headers (the caller's time left,
         // and --stall-timeout) and each wait for a chunk: no fiber raced per request.
-        undici({
+        const startBounded = options?.startBounded ?? true
+        const headers = headersWait(within, startBounded)
+        return undici({
           method: "POST",
           path,
           body,
-          headersTimeout: Math.max(1, within === undefined ? stall : Math.min(within, stall)),
+          headersTimeout: headers === undefined ? 0 : Math.max(1, headers),
           bodyTimeout: stall
         }).pipe(
-          Effect.mapError((cause) => noHeaders(cause, within)),
+          Effect.mapError((cause) => noHeaders(cause, within, startBounded)),
           Effect.flatMap((response) =>
             response.statusCode >= 200 && response.statusCode < 300
               ? Effect.succeed(upstreamOf(response))
@@ -268,7 +295,8 @@ export const make = Effect.gen(function*() {
                 Effect.flatMap((text) => Effect.fail(new TargetError({ status: response.statusCode, message: errorText(text) })))
               )
           )
-        ),
+        )
+      },
     raw: (method, path, body) => {
       // Model management may run long in silence (a pull with `stream: false` says nothing
       // until it is done); everything else answers promptly and is bounded like a job.

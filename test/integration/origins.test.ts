@@ -121,7 +121,7 @@ describe("web origins and hosts", () => {
     if (method !== "HEAD") {
       const error = JSON.parse(reply.body).error
       expect(path.startsWith("/v1/") ? error.message : error).toBe(
-        `forbidden: host "evil.example:11435" is not local: foreman listens on 127.0.0.1 only`
+        `forbidden: host "evil.example:11435" is not local (a request to foreman on a loopback address must name a local host)`
       )
     }
     expect(target.calls.length).toBe(before)

@@ -192,6 +192,8 @@ describe("the package as npm pack makes it", () => {
     expect(models.data.map((m) => m.id)).toEqual(["llama3.2:latest"])
     expect(await (await fetch(`${url}/metrics`)).text()).toContain("foreman_target_up")
     await chatsLikeTheTarget(url, target)
+    // It holds the default database (one process per database): the next program needs it.
+    await stopProcess(broker.child, "SIGTERM")
   })
 
   it("the services program runs under Deno", async () => {

@@ -19,6 +19,11 @@ export type BadMode =
   | "garbage"
   /** Answer 200 with JSON nested 100 000 levels deep. */
   | "deep"
+  /**
+   * A generation that takes `slowMs`: streamed, a line every tenth of it; not streamed, the
+   * whole answer once it is done (as Ollama sends `stream: false`).
+   */
+  | "slow"
 
 export interface BadTarget {
   readonly url: string
@@ -26,6 +31,8 @@ export interface BadTarget {
   mode: BadMode
   /** `/api/tags` answers a listing this many bytes long (padding in an extra field); 0: a normal one. */
   tagsBytes: number
+  /** How long a `slow` generation takes. */
+  slowMs: number
   /** Job requests received, by path. */
   readonly jobs: Array<string>
   readonly close: () => Promise<void>
@@ -39,6 +46,7 @@ export const startBadTarget = async (mode: BadMode = "ok"): Promise<BadTarget> =
     url: "",
     mode,
     tagsBytes: 0,
+    slowMs: 2_000,
     jobs: [],
     close: () => {
       for (const socket of sockets) socket.destroy()
@@ -100,6 +108,20 @@ export const startBadTarget = async (mode: BadMode = "ok"): Promise<BadTarget> =
         case "stall-after-headers":
           response.writeHead(200, { "content-type": "application/x-ndjson" })
           return void response.write(`${JSON.stringify({ model: "llama3.2", response: "echo", done: false })}\n`)
+        case "slow": {
+          const answer = { model: "llama3.2", response: "slow", done: false }
+          if (body.stream === false) {
+            return void setTimeout(() => json(response, 200, { ...answer, response: "slow ".repeat(10).trim(), done: true }), state.slowMs)
+          }
+          response.writeHead(200, { "content-type": "application/x-ndjson" })
+          let sent = 0
+          const tick = setInterval(() => {
+            if (++sent < 10) return void response.write(`${JSON.stringify({ ...answer, response: sent === 1 ? "slow" : " slow" })}\n`)
+            clearInterval(tick)
+            response.end(`${JSON.stringify({ ...answer, response: " slow", done: true, done_reason: "stop" })}\n`)
+          }, state.slowMs / 10)
+          return void response.once("close", () => clearInterval(tick))
+        }
         case "ok": {
           const answer = { model: "llama3.2", created_at: new Date().toISOString(), response: `echo: ${body.prompt ?? ""}` }
           if (body.stream === false) return json(response, 200, { ...answer, done: true, done_reason: "stop" })

@@ -13,6 +13,16 @@ import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import { DatabaseInUse } from "../../Errors.ts"
 
+/** The path with its links resolved, as far as it exists (the database may not yet). */
+const realPath = (file: string): string => {
+  try {
+    return fs.realpathSync(file)
+  } catch {
+    const dir = path.dirname(file)
+    return dir === file ? file : path.join(realPath(dir), path.basename(file))
+  }
+}
+
 const isBusy = (cause: unknown) =>
   cause instanceof Error && ((cause as { errcode?: unknown }).errcode === 5 || /database is locked/i.test(cause.message))
 
@@ -22,7 +32,8 @@ const isBusy = (cause: unknown) =>
  */
 export const acquire = (filename: string): Effect.Effect<void, DatabaseInUse, Scope.Scope> => {
   if (filename === "" || filename === ":memory:" || filename.startsWith("file:")) return Effect.void
-  const lockFile = `${path.resolve(filename)}.lock`
+  // By the file's real path: a link to the database is the same database.
+  const lockFile = `${realPath(path.resolve(filename))}.lock`
   return Effect.acquireRelease(
     Effect.try({
       try: () => {
