@@ -17,6 +17,15 @@ if (!("Deno" in globalThis)) {
   }
 }
 
+// Node 22 calls node:sqlite experimental and says so on stderr at every start; foreman relies
+// on it knowingly, and a start-up refusal should stay one line.
+const emitWarning = process.emitWarning
+process.emitWarning = function (warning, ...rest) {
+  const type = typeof rest[0] === "string" ? rest[0] : rest[0]?.type ?? warning?.name
+  if (type === "ExperimentalWarning" && /SQLite/.test(String(warning?.message ?? warning))) return
+  return emitWarning.call(process, warning, ...rest)
+}
+
 // A checkout runs its TypeScript sources (Node >= 22.18 and Deno strip the types); an
 // installed package holds no sources, only their build in dist/ (neither runtime strips
 // types under node_modules).
