@@ -130,12 +130,12 @@ describe("hostile input", () => {
       { target: target.url, maxBodySize, stallTimeout: Duration.seconds(10) },
       { plugins: Layer.mergeAll(OpenAiPlugin.layer, MetricsPlugin.layer) }
     )
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
-  })
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"), { timeout: 15_000 })
+  }, 60_000)
   afterAll(async () => {
     await foreman?.close()
     await target?.close()
-  })
+  }, 60_000)
 
   it("1 200 hostile requests: no 5xx, no hang; foreman healthy and serving afterwards", { timeout: 300_000 }, async () => {
     const random = generator(20261201)

@@ -86,7 +86,7 @@ describe("web origins and hosts", () => {
       { plugins: Layer.mergeAll(OpenAiPlugin.layer, MetricsPlugin.layer) }
     )
     // The first poll reaches the target by itself; count from after it.
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"), { timeout: 15_000 })
   })
   afterAll(async () => {
     await foreman?.close()

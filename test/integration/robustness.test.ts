@@ -28,7 +28,7 @@ describe("a target that misbehaves", () => {
       concurrency: 1,
       requestTimeout: Duration.seconds(60)
     })
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"), { timeout: 15_000 })
   })
   afterAll(async () => {
     await foreman?.close()
@@ -221,7 +221,7 @@ describe("back-pressure with stored async jobs waiting", () => {
   beforeAll(async () => {
     target = await startFakeTarget({ models: ["llama3.2"] })
     foreman = await startForeman({ target: target.url, maxQueue: 2 })
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"), { timeout: 15_000 })
   })
   afterAll(async () => {
     await foreman?.close()
@@ -259,7 +259,7 @@ describe("JSON nested deep", () => {
   beforeAll(async () => {
     target = await startBadTarget()
     foreman = await startForeman({ target: target.url })
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
+    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"), { timeout: 15_000 })
   })
   afterAll(async () => {
     await foreman?.close()
