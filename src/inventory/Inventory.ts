@@ -109,12 +109,12 @@ export interface InventoryService {
   /** The target served a job to its end (cheap when nothing was wrong). */
   readonly reportServed: Effect.Effect<void>
   /**
-   * A job's connection was closed before any answer. A target that answers a poll now is up
+   * For a job's call to the target: a connection closed before any answer. A target that answers a poll now is up
    * and broken: the error stands. One that does not is asleep behind something that takes
    * connections for it (an ssh tunnel, a port forward): the job waits as for any target
    * asleep, and the failed poll has marked it so.
    */
-  readonly checkClosed: (error: TargetError) => Effect.Effect<never, TargetError | TargetUnreachable>
+  readonly checkClosed: <A, E, R>(call: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TargetUnreachable, R>
   /**
    * Check a model against the cache; on a miss, ask the target's `/api/tags` once (the
    * grace path: a model pulled a second ago works). `unknown` means foreman has never
@@ -262,11 +262,15 @@ export const make = Effect.gen(function*() {
     faulty ? update((state) => ({ ...state, jobFaults: 0, lastJobFault: Option.none() })).pipe(Effect.asVoid) : Effect.void
   )
 
-  const checkClosed = (error: TargetError) =>
-    poll.pipe(
-      Effect.flatMap((up) =>
-        Effect.fail(up ? error : new TargetUnreachable({ url: target.url, message: error.message }))
-      )
+  const checkClosed = <A, E, R>(call: Effect.Effect<A, E, R>): Effect.Effect<A, E | TargetUnreachable, R> =>
+    Effect.catchIf(
+      call,
+      (error): error is E & TargetError =>
+        (error as { _tag?: unknown })._tag === "TargetError" && (error as TargetError).fault === "closed",
+      (error) =>
+        poll.pipe(
+          Effect.flatMap((up) => Effect.fail(up ? error : new TargetUnreachable({ url: target.url, message: error.message })))
+        )
     )
 
   const lookup = (key: string) =>

@@ -188,10 +188,7 @@ export const make = Effect.gen(function*() {
         const upstream = yield* target.job(job.endpoint, body, undefined, { startBounded }).pipe(
           // No time limit was given (async jobs wait as long as their TTL allows).
           Effect.catchTag("RequestTimeout", Effect.die),
-          Effect.catchIf(
-            (error) => error._tag === "TargetError" && error.fault === "closed",
-            (error) => inventory.checkClosed(error as TargetError)
-          ),
+          inventory.checkClosed,
           // Reported while the slot is still held (see Jobs).
           Effect.tapError((error) =>
             error._tag === "TargetUnreachable"

@@ -127,10 +127,7 @@ export const make = Effect.gen(function*() {
             // known to be down.
             const startBounded = spec.streams !== false || spec.kind === "/api/embed" || spec.kind === "/api/embeddings"
             return yield* target.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
-              Effect.catchIf(
-                (error) => error._tag === "TargetError" && error.fault === "closed",
-                (error) => inventory.checkClosed(error as TargetError)
-              ),
+              inventory.checkClosed,
               Effect.tapError((error) =>
                 error._tag === "TargetUnreachable"
                   ? inventory.reportUnreachable(error)

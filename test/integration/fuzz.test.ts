@@ -108,13 +108,15 @@ const send = (url: string, method: string, path: string, headers: Record<string,
     request.end(method === "GET" || method === "HEAD" ? undefined : body)
   })
 
-/** Bytes straight onto a socket: whatever foreman answers (Node's parser answers bad HTTP). */
+/**
+ * Bytes straight onto a socket: whatever foreman answers (Node's parser answers bad HTTP and
+ * closes). A connection foreman left open would hold the test until its own timeout.
+ */
 const raw = (port: number, text: string) =>
   new Promise<string>((resolve) => {
     const socket = connect(port, "127.0.0.1", () => socket.end(text))
     let reply = ""
     socket.setEncoding("utf8")
-    socket.setTimeout(30_000, () => socket.destroy())
     socket.on("data", (chunk) => (reply += chunk))
     socket.once("close", () => resolve(reply))
     socket.once("error", () => {})

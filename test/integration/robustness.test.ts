@@ -12,6 +12,27 @@ import { type BadTarget, startBadTarget } from "../support/BadTarget.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
 
+/**
+ * A BadTarget and a foreman in front of it for the describe block that calls this; `prepare`
+ * sets the target up before foreman first polls it. Read `target` and `foreman` in the tests.
+ */
+const inFrontOfBadTarget = (
+  settings: Omit<Parameters<typeof startForeman>[0], "target"> = {},
+  prepare: (target: BadTarget) => void = () => {}
+) => {
+  const running = {} as { target: BadTarget; foreman: RunningForeman }
+  beforeAll(async () => {
+    running.target = await startBadTarget()
+    prepare(running.target)
+    running.foreman = await startForeman({ target: running.target.url, ...settings })
+  })
+  afterAll(async () => {
+    await running.foreman?.close()
+    await running.target?.close()
+  })
+  return running
+}
+
 const generate = (prompt: string, stream: boolean) => JSON.stringify({ model: "llama3.2", prompt, stream })
 
 describe("a target that misbehaves", () => {
@@ -161,22 +182,13 @@ describe("a target that misbehaves", () => {
 })
 
 describe("a target whose /api/tags never ends", () => {
-  let target: BadTarget
-  let foreman: RunningForeman
-
-  beforeAll(async () => {
-    target = await startBadTarget()
+  const running = inFrontOfBadTarget({}, (target) => {
     target.tagsBytes = 200 * 2 ** 20
-    foreman = await startForeman({ target: target.url })
-  })
-  afterAll(async () => {
-    await foreman?.close()
-    await target?.close()
   })
 
   it("is read up to 16 MiB and reported, not taken whole into memory", async () => {
-    await vi.waitFor(async () => expect((await foreman.health()).consecutiveFailures).toBeGreaterThan(0))
-    expect(await foreman.health()).toMatchObject({
+    await vi.waitFor(async () => expect((await running.foreman.health()).consecutiveFailures).toBeGreaterThan(0))
+    expect(await running.foreman.health()).toMatchObject({
       status: "degraded",
       lastError: "target answered 502: the target's /api/tags answer is larger than 16 MiB"
     })
@@ -184,20 +196,10 @@ describe("a target whose /api/tags never ends", () => {
 })
 
 describe("a request line in absolute form", () => {
-  let target: BadTarget
-  let foreman: RunningForeman
-
-  beforeAll(async () => {
-    target = await startBadTarget()
-    foreman = await startForeman({ target: target.url })
-  })
-  afterAll(async () => {
-    await foreman?.close()
-    await target?.close()
-  })
+  const running = inFrontOfBadTarget()
 
   it("is the caller's error, a 400, and nothing reaches the target", async () => {
-    const { port } = new URL(foreman.url)
+    const { port } = new URL(running.foreman.url)
     const reply = await new Promise<string>((resolve, reject) => {
       const socket = connect(Number(port), "127.0.0.1", () => {
         socket.end(`POST http://x/api/blobs/sha256:1 HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
@@ -210,7 +212,7 @@ describe("a request line in absolute form", () => {
     })
     expect(reply).toMatch(/^HTTP\/1\.1 400 /)
     expect(reply).toContain(`{"error":"the request target must be a path such as /api/chat, not \\"http://x/api/blobs/sha256:1\\""}`)
-    expect(target.jobs).toEqual([])
+    expect(running.target.jobs).toEqual([])
   })
 })
 
@@ -253,22 +255,14 @@ describe("back-pressure with stored async jobs waiting", () => {
 })
 
 describe("JSON nested deep", () => {
-  let target: BadTarget
-  let foreman: RunningForeman
-
+  const running = inFrontOfBadTarget()
   beforeAll(async () => {
-    target = await startBadTarget()
-    foreman = await startForeman({ target: target.url })
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"), { timeout: 15_000 })
-  })
-  afterAll(async () => {
-    await foreman?.close()
-    await target?.close()
+    await vi.waitFor(async () => expect((await running.foreman.health()).status).toBe("ok"), { timeout: 15_000 })
   })
 
   const nested = (levels: number) => "[".repeat(levels) + "]".repeat(levels)
   const post = (path: string, body: string, headers: Record<string, string> = {}) =>
-    fetch(`${foreman.url}${path}`, { method: "POST", body, headers })
+    fetch(`${running.foreman.url}${path}`, { method: "POST", body, headers })
 
   it("as deep as Go allows is stored and run, sync or async, as Ollama would take it", async () => {
     const body = `{"model":"llama3.2","prompt":"deep","options":${nested(5_000)}}`
@@ -277,11 +271,11 @@ describe("JSON nested deep", () => {
     const viaApi = await post("/foreman/v1/jobs", `{"endpoint":"/api/generate","body":${body}}`)
     expect(viaApi.status).toBe(202)
     for (const response of [submitted, viaApi]) {
-      const job = await (await fetch(`${foreman.url}${response.headers.get("location")}?wait=30s`)).json()
+      const job = await (await fetch(`${running.foreman.url}${response.headers.get("location")}?wait=30s`)).json()
       expect(job).toMatchObject({ status: "succeeded", result: { response: "echo: deep" } })
     }
     // What reached the target is the body as sent, with `stream: false` for the stored job.
-    expect(target.jobs.filter((path) => path === "/api/generate").length).toBe(2)
+    expect(running.target.jobs.filter((path) => path === "/api/generate").length).toBe(2)
   })
 
   it("deeper than Go allows is Ollama's 400, on every way in; never a 500", async () => {
