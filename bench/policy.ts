@@ -12,10 +12,10 @@
 import { Deferred, Duration, Effect, Layer, Logger, LogLevel, Option, Queue } from "effect"
 import { ForemanConfig } from "../src/Config.ts"
 import * as Inventory from "../src/inventory/Inventory.ts"
-import { Events } from "../src/plugin/Events.ts"
+import { Events } from "../src/events/Events.ts"
 import { type Priority, swapAware, type Waiting } from "../src/scheduler/policy.ts"
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
-import * as ModelName from "../src/target/ModelName.ts"
+import * as ModelName from "../src/ollama/ModelName.ts"
 import * as TestTarget from "../test/support/TestTarget.ts"
 import { type Benchmark, type Check, targetsBlock, median, micros, percentile, seededRandom, sleep, table } from "./lib.ts"
 

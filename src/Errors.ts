@@ -91,15 +91,17 @@ export class DatabaseInUse extends Schema.TaggedError<DatabaseInUse>()("Database
   message: Schema.String
 }) {}
 
-/** The expected failures, as one union for the HTTP error mapping. */
-export type ForemanError =
-  | TargetUnreachable
-  | TargetError
-  | ModelNotFound
-  | BadRequest
-  | BodyTooLarge
-  | QueueFull
-  | RequestTimeout
-  | JobNotFound
-  | JobConflict
-  | Forbidden
+/** The expected failures, as one union for the HTTP error mapping (`Schema.is(ForemanError)`). */
+export const ForemanError = Schema.Union(
+  TargetUnreachable,
+  TargetError,
+  ModelNotFound,
+  BadRequest,
+  BodyTooLarge,
+  QueueFull,
+  RequestTimeout,
+  JobNotFound,
+  JobConflict,
+  Forbidden
+)
+export type ForemanError = typeof ForemanError.Type

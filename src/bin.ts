@@ -8,7 +8,6 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { run, StartupError } from "./cli.ts"
-import * as Compaction from "./compaction.ts"
 import { ForemanConfig, type ForemanSettings } from "./Config.ts"
 import { FetchPlatformLive, ForemanLive, NodePlatformLive } from "./Foreman.ts"
 import type { Plugin } from "./plugin/Plugin.ts"
@@ -32,9 +31,7 @@ const launch = (settings: ForemanSettings) =>
     // Deno has no undici: there the platform's fetch talks to the target.
     const platform = "Deno" in globalThis ? FetchPlatformLive : NodePlatformLive
     return yield* Layer.launch(
-      // Built last: its first collection runs once foreman is listening.
-      Compaction.layer().pipe(
-        Layer.provideMerge(ForemanLive(Layer.mergeAll(Layer.empty, ...selected))),
+      ForemanLive(Layer.mergeAll(Layer.empty, ...selected)).pipe(
         Layer.provide(platform),
         Layer.provide(ForemanConfig.make(settings)),
         // The command line has no tracer to export spans to: they would only cost time, in

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, Option } from "effect"
-import * as ModelName from "../src/target/ModelName.ts"
+import * as ModelName from "../src/ollama/ModelName.ts"
 
 const full = (name: ModelName.ModelName) => `${name.host}/${name.namespace}/${name.model}:${name.tag}`
 

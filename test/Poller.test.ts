@@ -4,7 +4,7 @@ import { ForemanConfig } from "../src/Config.ts"
 import * as Inventory from "../src/inventory/Inventory.ts"
 import { type InventoryState, isDegraded } from "../src/inventory/Inventory.ts"
 import * as Poller from "../src/inventory/Poller.ts"
-import { Events } from "../src/plugin/Events.ts"
+import { Events } from "../src/events/Events.ts"
 import * as TestTarget from "./support/TestTarget.ts"
 
 const interval = Duration.seconds(30)

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { BadRequest, ModelNotFound } from "../src/Errors.ts"
-import { decodeJobRequest, type JobEndpoint, missingModelError } from "../src/http/ollamaRequest.ts"
+import { missingModelError } from "../src/ollama/errors.ts"
+import { decodeJobRequest, type JobEndpoint } from "../src/ollama/request.ts"
 
 const encoder = new TextEncoder()
 const bytes = (body: string | Uint8Array) => typeof body === "string" ? encoder.encode(body) : body

@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { IncomingMessage } from "node:http"
 import { BadRequest, BodyTooLarge } from "../Errors.ts"
-import { readAll } from "./streams.ts"
+import { readAll } from "../streams/streams.ts"
 
 const isIncomingMessage = (source: unknown): source is IncomingMessage =>
   typeof source === "object" && source !== null && "resume" in source && "on" in source && "headers" in source

@@ -1,61 +1,16 @@
 /**
- * The one place that turns foreman's typed errors into HTTP responses. Ollama routes answer
- * `{"error": "..."}` with Ollama's status and wording; the OpenAI dialect wraps the same
- * text in OpenAI's envelope (shared reference §8.1). Anything unexpected is a 500 whose
- * cause is logged, never leaked.
+ * The one place that turns foreman's typed errors into HTTP responses: the status and text
+ * are the Ollama dialect's (`src/ollama/errors.ts`); Ollama routes answer `{"error": "..."}`,
+ * the OpenAI dialect wraps the same text in OpenAI's envelope (shared reference §8.1).
+ * Anything unexpected is a 500 whose cause is logged, never leaked.
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { ForemanError } from "../Errors.ts"
+import { reply } from "../ollama/errors.ts"
 
-export interface ErrorReply {
-  readonly status: number
-  readonly message: string
-  readonly headers?: Record<string, string>
-}
-
-/** Seconds a caller should wait before retrying a 503 from a full queue. */
-export const retryAfterSeconds = 5
-
-export const reply = (error: ForemanError): ErrorReply => {
-  switch (error._tag) {
-    case "BadRequest":
-      return { status: 400, message: error.message }
-    case "BodyTooLarge":
-      return { status: 413, message: `request body too large (limit ${error.limit} bytes)` }
-    case "ModelNotFound":
-      return { status: 404, message: error.message }
-    case "JobNotFound":
-      return { status: 404, message: `job '${error.id}' not found` }
-    case "JobConflict":
-      return { status: 409, message: `job '${error.id}' has already ${error.status === "cancelled" ? "been cancelled" : error.status}` }
-    case "QueueFull":
-      // Ollama's own queue-full text, so clients that match on it keep working.
-      return {
-        status: 503,
-        message: "server busy, please try again.  maximum pending requests exceeded",
-        headers: { "retry-after": String(retryAfterSeconds) }
-      }
-    case "RequestTimeout":
-      return {
-        status: 503,
-        message: `foreman: no response within ${Duration.format(Duration.millis(error.waitedMillis))}: ${error.reason}`,
-        headers: { "retry-after": String(retryAfterSeconds) }
-      }
-    case "TargetUnreachable":
-      return {
-        status: 503,
-        message: `foreman: the target ${error.url} is unreachable: ${error.message}`,
-        headers: { "retry-after": String(retryAfterSeconds) }
-      }
-    case "TargetError":
-      return { status: error.status, message: error.message }
-    case "Forbidden":
-      return { status: 403, message: error.message }
-  }
-}
+export { type ErrorReply, reply, retryAfterSeconds } from "../ollama/errors.ts"
 
 /** Ollama's dialect: `{"error": "..."}`. */
 export const ollama = (error: ForemanError) => {

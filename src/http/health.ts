@@ -6,7 +6,7 @@ import * as Option from "effect/Option"
 import { Inventory, isDegraded } from "../inventory/Inventory.ts"
 import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { Scheduler } from "../scheduler/Scheduler.ts"
-import * as ModelName from "../target/ModelName.ts"
+import * as ModelName from "../ollama/ModelName.ts"
 import { TargetClient } from "../target/TargetClient.ts"
 import { ForemanRouter } from "./Router.ts"
 

@@ -17,7 +17,7 @@ import { JobStatus } from "../jobs/JobStore.ts"
 import { type Priority, priorities } from "../scheduler/policy.ts"
 import { readBody } from "./body.ts"
 import { accepted, jobsPath, priorityOf } from "./jobRoute.ts"
-import { decodeJobRequest, type JobEndpoint } from "./ollamaRequest.ts"
+import { decodeJobRequest, type JobEndpoint } from "../ollama/request.ts"
 import { ForemanRouter } from "./Router.ts"
 
 

@@ -14,27 +14,14 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { ForemanConfig, type ForemanSettings } from "../Config.ts"
-import { BadRequest, type ForemanError, Forbidden } from "../Errors.ts"
+import { BadRequest, ForemanError, Forbidden } from "../Errors.ts"
 import * as HttpErrors from "./errors.ts"
 import * as Origins from "./origins.ts"
 import { ForemanRouter } from "./Router.ts"
 
-const foremanErrors = new Set<string>([
-  "TargetUnreachable",
-  "TargetError",
-  "ModelNotFound",
-  "BadRequest",
-  "BodyTooLarge",
-  "QueueFull",
-  "RequestTimeout",
-  "JobNotFound",
-  "JobConflict",
-  "Forbidden"
-])
-
-const isForemanError = (error: unknown): error is ForemanError =>
-  typeof error === "object" && error !== null && "_tag" in error && foremanErrors.has(String(error._tag))
+const isForemanError = Schema.is(ForemanError)
 
 /** A matcher for "is this path served by some route, with any method". */
 const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {

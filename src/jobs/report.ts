@@ -4,9 +4,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Metrics from "../Metrics.ts"
-import { Events, type JobInfo } from "../plugin/Events.ts"
-import * as ModelName from "../target/ModelName.ts"
+import * as Metrics from "../events/Metrics.ts"
+import { Events, type JobInfo } from "../events/Events.ts"
+import * as ModelName from "../ollama/ModelName.ts"
 
 /**
  * A model as a metric label: Ollama's display form of its normalised name, so `LLAMA3.2`,

@@ -18,7 +18,7 @@ import type { Jobs } from "../jobs/Jobs.ts"
 import type { JobStore } from "../jobs/JobStore.ts"
 import type { Scheduler } from "../scheduler/Scheduler.ts"
 import type { TargetClient } from "../target/TargetClient.ts"
-import type { Events } from "./Events.ts"
+import type { Events } from "../events/Events.ts"
 
 /** The services a plugin's layer may require: everything foreman itself runs on. */
 export type PluginServices =

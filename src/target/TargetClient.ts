@@ -21,9 +21,9 @@ import * as Stream from "effect/Stream"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
-import { readAll, readText } from "../http/streams.ts"
+import { readAll, readText } from "../streams/streams.ts"
 import { withSpan } from "../tracing.ts"
-import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "./schema.ts"
+import { ErrorBody, PsResponse, TagsResponse, VersionResponse } from "../ollama/schema.ts"
 
 /** The four inference routes that become jobs. */
 export type JobEndpoint = "/api/generate" | "/api/chat" | "/api/embed" | "/api/embeddings"

@@ -15,7 +15,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import { BadRequest, ModelNotFound } from "../Errors.ts"
-import * as ModelName from "../target/ModelName.ts"
+import * as ModelName from "./ModelName.ts"
 
 export type JobEndpoint = "/api/generate" | "/api/chat" | "/api/embed" | "/api/embeddings"
 
@@ -643,14 +643,6 @@ const badRequest = (message: string) => Either.left(new BadRequest({ message }))
  * The 404 for a model the target does not have, in the wording of the endpoint: generate/chat
  * quote the name as sent in single quotes, embed/embeddings use Go's `%q`.
  */
-export const missingModelError = (endpoint: JobEndpoint, model: string): ModelNotFound =>
-  new ModelNotFound({
-    model,
-    message: endpoint === "/api/generate" || endpoint === "/api/chat"
-      ? `model '${model}' not found`
-      : `model ${ModelName.goQuote(model)} not found, try pulling it first`
-  })
-
 /** What each handler answers when `model` is missing or empty. */
 const missingModel = (endpoint: JobEndpoint, model: string): BadRequest | ModelNotFound =>
   endpoint === "/api/generate" || endpoint === "/api/embed"
