@@ -13,8 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { ForemanConfig } from "./Config.ts"
-import * as Health from "./http/health.ts"
-import * as JobsRoutes from "./http/jobsRoutes.ts"
+import * as ForemanApi from "./http/api/ForemanApiLive.ts"
 import * as OllamaRoutes from "./http/ollamaRoutes.ts"
 import * as Server from "./http/server.ts"
 import * as Inventory from "./inventory/Inventory.ts"
@@ -58,7 +57,7 @@ export const ServicesLive = AsyncJobs.layer.pipe(
  */
 export const HttpLive = <E, R>(plugins: Layer.Layer<never, E, R>) =>
   Server.layer.pipe(
-    Layer.provide(Layer.mergeAll(OllamaRoutes.layer, JobsRoutes.layer, Health.layer, plugins))
+    Layer.provide(Layer.mergeAll(OllamaRoutes.layer, ForemanApi.layer, plugins))
   )
 
 const logListening = Layer.effectDiscard(

@@ -10,6 +10,19 @@ export * as Metrics from "./events/Metrics.ts"
 export { readBody } from "./http/body.ts"
 export { accepted, jobsPath, makeJobRoute, prefersAsync, priorityHeader, priorityOf, streamed } from "./http/jobRoute.ts"
 export * as HttpErrors from "./http/errors.ts"
+export {
+  BadRequestError,
+  ConflictError,
+  ForemanApi,
+  Health,
+  HealthGroup,
+  Job,
+  JobPage,
+  JobsGroup,
+  NotFoundError,
+  JobSubmission,
+  PayloadTooLargeError
+} from "./http/api/ForemanApi.ts"
 export { decodeJobRequest } from "./ollama/request.ts"
 export { missingModelError } from "./ollama/errors.ts"
 export { type Ending, guard, readAll } from "./streams/streams.ts"

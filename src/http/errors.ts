@@ -7,7 +7,8 @@
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import type { ForemanError } from "../Errors.ts"
+import type { BadRequest, BodyTooLarge, ForemanError, JobConflict, JobNotFound, ModelNotFound } from "../Errors.ts"
+import { type ApiError, BadRequestError, errorClasses } from "./api/ForemanApi.ts"
 import { reply } from "../ollama/errors.ts"
 
 export { type ErrorReply, reply, retryAfterSeconds } from "../ollama/errors.ts"
@@ -34,6 +35,17 @@ export const openAi = (error: ForemanError) => {
     { error: { message, type: openAiType(status), param: null, code: null } },
     { status, ...(headers ? { headers } : {}) }
   )
+}
+
+/** The failures foreman's own API (`/foreman/v1/jobs*`) answers with. */
+export type ApiFailure = BadRequest | BodyTooLarge | ModelNotFound | JobNotFound | JobConflict
+
+/** foreman's own API: the same `{"error": "..."}` and status, as the API's error class for it. */
+export const api = (error: ApiFailure): ApiError => {
+  const { message, status } = reply(error)
+  // Every status of an ApiFailure has its class; 400 only stands in for the type checker.
+  const ErrorClass = errorClasses[status as keyof typeof errorClasses] ?? BadRequestError
+  return new ErrorClass({ error: message })
 }
 
 /** An unexpected failure: logged with its cause, answered with a plain 500. */

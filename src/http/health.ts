@@ -1,5 +1,4 @@
-/** `GET /foreman/health`: how foreman sees the target and its own queue. */
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+/** What `GET /foreman/health` reports (`api/`): how foreman sees the target and its own queue. */
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -8,7 +7,6 @@ import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { Scheduler } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../ollama/ModelName.ts"
 import { TargetClient } from "../target/TargetClient.ts"
-import { ForemanRouter } from "./Router.ts"
 
 /** A model key in Ollama's display form (`llama3.2:latest`). */
 const display = (key: string) => Option.match(ModelName.parse(key), { onNone: () => key, onSome: ModelName.display })
@@ -41,10 +39,3 @@ export const health = Effect.gen(function*() {
     jobs
   }
 })
-
-export const layer = ForemanRouter.use((router) =>
-  Effect.gen(function*() {
-    const context = yield* Effect.context<TargetClient | Inventory | Scheduler | AsyncJobs>()
-    yield* router.get("/foreman/health", health.pipe(Effect.map(HttpServerResponse.unsafeJson), Effect.provide(context)))
-  })
-)

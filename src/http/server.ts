@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { ForemanConfig, type ForemanSettings } from "../Config.ts"
 import { BadRequest, ForemanError, Forbidden } from "../Errors.ts"
+import * as ForemanApi from "./api/ForemanApi.ts"
 import * as HttpErrors from "./errors.ts"
 import * as Origins from "./origins.ts"
 import { ForemanRouter } from "./Router.ts"
@@ -25,8 +26,9 @@ const isForemanError = Schema.is(ForemanError)
 
 /** A matcher for "is this path served by some route, with any method". */
 const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {
-  const patterns = Chunk.toReadonlyArray(router.routes).map((route) =>
-    new RegExp("^" + route.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\/:[^/]+/g, "/[^/]+").replace(/\*/g, ".*") + "$")
+  const paths = [...Chunk.toReadonlyArray(router.routes).map((route) => route.path), ...ForemanApi.paths]
+  const patterns = paths.map((path) =>
+    new RegExp("^" + path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\/:[^/]+/g, "/[^/]+").replace(/\*/g, ".*") + "$")
   )
   return (path: string) => patterns.some((pattern) => pattern.test(path))
 }
