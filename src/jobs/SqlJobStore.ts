@@ -7,6 +7,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { priorities } from "../scheduler/policy.ts"
 import { type JobRecord, JobStatus, JobStore, type JobStoreService } from "./JobStore.ts"
@@ -39,7 +40,11 @@ export const migrations: Migrator.Migrations = {
 /** Runs the migrations this store needs (each once per database). */
 export const migrate = Migrator.run({ migrations })
 
-const Row = Schema.Struct({
+/** A column under its SQL name, as the record's field. */
+const column = <S extends Schema.Schema.Any, const K extends string>(schema: S, name: K) => Schema.propertySignature(schema).pipe(Schema.fromKey(name))
+
+/** A `jobs` row, decoded into the record the store hands out. */
+const JobRow = Schema.Struct({
   seq: Schema.Number,
   id: Schema.String,
   status: JobStatus,
@@ -47,38 +52,26 @@ const Row = Schema.Struct({
   model: Schema.String,
   priority: Schema.Literal(...priorities),
   body: Schema.String,
-  created_at: Schema.Number,
-  started_at: Schema.NullOr(Schema.Number),
-  finished_at: Schema.NullOr(Schema.Number),
+  createdAt: column(Schema.Number, "created_at"),
+  startedAt: column(Schema.NullOr(Schema.Number), "started_at"),
+  finishedAt: column(Schema.NullOr(Schema.Number), "finished_at"),
   attempts: Schema.Number,
   result: Schema.NullOr(Schema.String),
   error: Schema.NullOr(Schema.String)
 })
 
-const toRecord = (row: typeof Row.Type): JobRecord => ({
-  id: row.id,
-  seq: row.seq,
-  status: row.status,
-  endpoint: row.endpoint,
-  model: row.model,
-  priority: row.priority,
-  body: row.body,
-  createdAt: row.created_at,
-  startedAt: row.started_at,
-  finishedAt: row.finished_at,
-  attempts: row.attempts,
-  result: row.result,
-  error: row.error
-})
-
-const decodeRows = Schema.decodeUnknown(Schema.Array(Row))
+const decodeRows: (rows: unknown) => Effect.Effect<ReadonlyArray<JobRecord>, ParseResult.ParseError> = Schema.decodeUnknown(
+  Schema.Array(JobRow)
+)
+const decodeAttempts = Schema.decodeUnknown(Schema.Array(Schema.Struct({ attempts: Schema.Number })))
+const decodeCounts = Schema.decodeUnknown(Schema.Array(Schema.Struct({ status: JobStatus, n: Schema.Number })))
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* migrate
 
   const rows = <E>(query: Effect.Effect<ReadonlyArray<unknown>, E>) =>
-    query.pipe(Effect.flatMap(decodeRows), Effect.map((rs) => rs.map(toRecord)), Effect.orDie)
+    query.pipe(Effect.flatMap(decodeRows), Effect.orDie)
 
   const get = (id: string) => rows(sql`SELECT * FROM jobs WHERE id = ${id}`).pipe(Effect.map((rs) => Option.fromNullable(rs[0])))
 
@@ -121,7 +114,8 @@ export const make = Effect.gen(function*() {
       ),
     countAttempt: (id) =>
       sql`UPDATE jobs SET attempts = attempts + 1 WHERE id = ${id} RETURNING attempts`.pipe(
-        Effect.map((rs) => Number((rs[0] as { attempts: number } | undefined)?.attempts ?? 0)),
+        Effect.flatMap(decodeAttempts),
+        Effect.map((rs) => rs[0]?.attempts ?? 0),
         Effect.orDie
       ),
     requeue: (id) =>
@@ -142,9 +136,10 @@ export const make = Effect.gen(function*() {
         Effect.orDie
       ),
     counts: sql`SELECT status, COUNT(*) AS n FROM jobs GROUP BY status`.pipe(
+      Effect.flatMap(decodeCounts),
       Effect.map((rs) => {
         const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }
-        for (const r of rs as ReadonlyArray<{ status: JobStatus; n: number }>) counts[r.status] = Number(r.n)
+        for (const r of rs) counts[r.status] = r.n
         return counts
       }),
       Effect.orDie
