@@ -654,14 +654,17 @@ export interface Decoded<A> {
   readonly body: Record<string, unknown>
 }
 
+/** The first value of a body and the struct's fields, or the text of Go's error. */
+export type Decoder<A> = (bytes: Uint8Array) => Either.Either<Decoded<A>, string>
+
 /**
  * `json.NewDecoder(body).Decode(&v)` for a `struct` schema: the first value of the body and
  * the struct's fields, or the text of Go's error (`EOF`, a syntax error, a type error).
  */
-export const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
+export const decoder = <A, I>(schema: Schema.Schema<A, I>): Decoder<A> => {
   const shape = shapeOf(schema.ast)
   const decode = Schema.decodeUnknownEither(schema, { errors: "all" })
-  return (bytes: Uint8Array): Either.Either<Decoded<A>, string> => {
+  return (bytes) => {
     const value = readValue(bytes)
     if (Either.isLeft(value)) return Either.left(value.left)
     const parsed = value.right

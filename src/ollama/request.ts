@@ -56,7 +56,7 @@ interface Checked {
   readonly input?: unknown
 }
 
-const decoders: Record<JobEndpoint, (bytes: Uint8Array) => Either.Either<GoJson.Decoded<Checked>, string>> = {
+const decoders: Record<JobEndpoint, GoJson.Decoder<Checked>> = {
   "/api/generate": GoJson.decoder(GenerateRequest),
   "/api/chat": GoJson.decoder(ChatRequest),
   "/api/embed": GoJson.decoder(EmbedRequest),
