@@ -601,20 +601,24 @@ interface Located {
 
 const locate = (shape: Shape, input: Record<string, unknown>, leaf: Leaf): Located => {
   let node: unknown = input
-  let current: Shape | undefined = shape
   let struct = goName(shape.goType)
   let fatal = false
+  // The struct whose field the next key names, and the element struct of the slice just named.
+  let within: Shape | undefined = shape
+  let elements: Shape | undefined
   const position: Array<number> = []
   for (const step of leaf.path) {
     if (typeof step === "number") {
       position.push(step)
-      if (current !== undefined) {
-        fatal ||= current.unmarshaler
-        if (!current.unmarshaler) struct = goName(current.goType)
-      }
+      within = elements
+      fatal ||= within?.unmarshaler === true
     } else {
       position.push(isRecord(node) ? Object.keys(node).indexOf(String(step)) : 0)
-      current = current?.fields.get(foldName(String(step)))?.elements
+      // Go names the struct of the field being filled; the caller of an `UnmarshalJSON` puts
+      // its own struct over whatever the inner decoding named.
+      if (within !== undefined && !fatal) struct = goName(within.goType)
+      elements = within?.fields.get(foldName(String(step)))?.elements
+      within = undefined
     }
     node = (node as Record<PropertyKey, unknown> | undefined)?.[step]
   }
