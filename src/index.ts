@@ -23,7 +23,8 @@ export {
   JobSubmission,
   PayloadTooLargeError
 } from "./http/api/ForemanApi.ts"
-export { decodeJobRequest } from "./ollama/request.ts"
+export * as GoJson from "./ollama/GoJson.ts"
+export { checkModel, decodeJobRequest, type JobRequest } from "./ollama/request.ts"
 export { missingModelError } from "./ollama/errors.ts"
 export { type Ending, guard, readAll } from "./streams/streams.ts"
 export { ForemanRouter } from "./http/Router.ts"

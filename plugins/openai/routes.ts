@@ -30,7 +30,7 @@ export const layer = ForemanRouter.use((router) =>
             Effect.map((decoded) => ({
               model: decoded.model,
               body: Request.asyncBody(decoded.body),
-              stream: Request.streams(decoded.body)
+              stream: decoded.stream
             }))
           )
       }).pipe(inOpenAiDialect)
