@@ -1,22 +1,24 @@
 /**
- * The command line: `foreman-effect [flags]`. Every setting of the table in `Config.ts` is an
- * optional text flag; the flags given are laid as a `ConfigProvider` (under their env-variable
- * keys) in front of the current one (the environment), and `foremanConfig` is read through
- * that. So precedence is flag > env > default, and validation and defaults stay in Config.ts.
+ * The command line: `foreman-effect [flags]`. Each setting of the table in `Config.ts` is a
+ * typed @effect/cli option: its flag's text, falling back (`Options.withFallbackConfig`) to
+ * its env variable's text and then to its default, parsed by the table's own parser
+ * (`Options.mapEffect`). So precedence is flag > env > default, and names, defaults,
+ * validation and wording stay in Config.ts. `--help` and `--version` are two boolean options
+ * parsed first, as @effect/cli's built-ins are; the help text is written from the table.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
-import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
-import * as Span from "@effect/cli/HelpDoc/Span"
+import type * as Span from "@effect/cli/HelpDoc/Span"
+import * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
 import type * as CliApp from "@effect/cli/CliApp"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Cause from "effect/Cause"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberId from "effect/FiberId"
 import * as HashSet from "effect/HashSet"
@@ -26,9 +28,18 @@ import * as Option from "effect/Option"
 import * as Record from "effect/Record"
 import * as Schema from "effect/Schema"
 import { fileURLToPath } from "node:url"
-import { type ForemanSettings, foremanConfig, formatConfigError, settings } from "./Config.ts"
+import {
+  type ForemanSettings,
+  parseSetting,
+  type SettingInfo,
+  type SettingSpec,
+  settings,
+  settingSpecs,
+  settingText
+} from "./Config.ts"
 
 const name = "foreman-effect"
+const summary = "a job broker in front of an Ollama server"
 
 const Manifest = Schema.parseJson(Schema.Struct({ name: Schema.String, version: Schema.String }))
 
@@ -50,20 +61,6 @@ const ownVersion = Effect.gen(function*() {
 
 /** Start-up was refused (bad flag or value); `message` has already been written to stderr. */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
-
-/**
- * Reads the settings: `flags` (env-variable name -> raw value) first, then the current
- * `ConfigProvider` (the environment unless replaced), then the defaults.
- */
-export const loadSettings = (
-  flags: ReadonlyMap<string, string>
-): Effect.Effect<ForemanSettings, StartupError> =>
-  Effect.configProviderWith((current) =>
-    Effect.withConfigProvider(
-      foremanConfig,
-      ConfigProvider.fromMap(new Map(flags)).pipe(ConfigProvider.orElse(() => current))
-    )
-  ).pipe(Effect.mapError((error) => new StartupError({ message: formatConfigError(error) })))
 
 // --- logging -------------------------------------------------------------------------------
 
@@ -125,78 +122,105 @@ export const withLogging = (logging: Pick<ForemanSettings, "logLevel" | "logForm
     Logger.withMinimumLogLevel(logging.logLevel)
   )
 
-// --- the command ---------------------------------------------------------------------------
+// --- the options ---------------------------------------------------------------------------
 
-// Keyed by env-variable name: the parsed flags are directly the ConfigProvider's map.
-const flagOptions = Record.fromEntries(
-  settings.map((setting) =>
-    [
-      setting.env,
-      Options.text(setting.flag.replace(/^--/, "")).pipe(
-        Options.withPseudoName(setting.placeholder),
-        Options.withDescription(`${setting.description} (env: ${setting.env}, default: ${setting.default})`),
-        Options.optional
-      )
-    ] as const
-  )
-)
-
-const footer = HelpDoc.blocks([
-  HelpDoc.p("Each flag falls back to its environment variable, then to its default."),
-  HelpDoc.descriptionList([
-    [Span.text("-h, --help"), HelpDoc.p("Show this help.")],
-    [Span.text("--version"), HelpDoc.p("Print the version.")]
-  ])
-])
-
-// @effect/cli has a built-in `--log-level` (it sets the minimum level and re-runs without the
-// flag), which wins over ours when the command line holds nothing else. So the value is also
-// read from argv directly, and used when the parsed flags have none.
-const scanLogLevel = (argv: ReadonlyArray<string>): Option.Option<string> => {
-  let found = Option.none<string>()
-  for (let i = 2; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === "--") break
-    const lower = arg.toLowerCase()
-    if (lower === "--log-level" && i + 1 < argv.length) found = Option.some(argv[++i]!)
-    else if (lower.startsWith("--log-level=")) found = Option.some(arg.slice("--log-level=".length))
-  }
-  return found
-}
-
-const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "")
-
-// Under every option @effect/cli writes these two paragraphs, which say nothing here (every
-// flag is text, every flag is optional); dropping them halves the length of the help.
-const helpNoise = /\n\n {2}(?:A user-defined piece of text|This setting is optional)\.(?=\n)/g
+/** A setting's paragraph in the help. */
+const helpLine = (setting: Pick<SettingInfo, "description" | "env" | "default">) =>
+  `${setting.description} (env: ${setting.env}, default: ${setting.default})`
 
 /**
- * The console while @effect/cli parses: help and version come out as plain text, and its
- * multi-line error rendering is dropped (the error is reported as one line by `run`).
+ * One setting as an option: the flag's text, else the env variable's, else the default (all
+ * in `settingText`), then the table's parser; a refused value fails with the table's
+ * one-line complaint, whichever of the three it came from.
  */
-const parsingConsole = (terminal: Console.Console): Console.Console => {
-  const plain = (args: ReadonlyArray<unknown>) =>
-    args.map((arg) => (typeof arg === "string" ? stripAnsi(arg).replace(helpNoise, "").trimEnd() : arg))
-  return {
-    ...terminal,
-    log: (...args) => terminal.log(...plain(args)),
-    error: () => Effect.void,
-    unsafe: { ...terminal.unsafe, log: (...args) => terminal.unsafe.log(...plain(args)), error: () => {} }
+const optionOf = <A>(spec: SettingSpec<A>): Options.Options<A> =>
+  Options.text(spec.flag.slice("--".length)).pipe(
+    Options.withPseudoName(spec.placeholder),
+    Options.withDescription(helpLine(spec)),
+    Options.withFallbackConfig(settingText(spec)),
+    Options.mapEffect((raw) =>
+      Either.mapLeft(parseSetting(spec, raw), (message) => ValidationError.invalidValue(HelpDoc.p(message)))
+    )
+  )
+
+// A mapped type cannot be mapped generically without help: one cast, checked by the
+// `Specs<ForemanSettings>` type of `settingSpecs` (the same as `foremanConfig`'s).
+const settingsOptions: Options.Options<ForemanSettings> = Options.all(
+  Record.map(settingSpecs as Record.ReadonlyRecord<string, SettingSpec<unknown>>, optionOf) as {
+    readonly [K in keyof ForemanSettings]: Options.Options<ForemanSettings[K]>
+  }
+)
+
+/** What @effect/cli's built-ins would be, kept to the two foreman documents. */
+const builtIns = Options.all({
+  help: Options.boolean("help").pipe(Options.withAlias("h"), Options.withDescription("Show this help.")),
+  version: Options.boolean("version").pipe(Options.withDescription("Print the version."))
+})
+
+// Flags are matched as typed (`--PORT` is not `--port`: the case-insensitive match of
+// @effect/cli 0.77 found such a flag and then dropped its value).
+const cliConfig = CliConfig.make({ isCaseSensitive: true })
+
+// --- help and errors -------------------------------------------------------------------------
+
+/** Plain text of a span: the terminal gets no styling, and tests and pipes read it as is. */
+const spanText = (span: Span.Span): string => {
+  switch (span._tag) {
+    case "Text":
+    case "URI":
+      return span.value
+    case "Sequence":
+      return spanText(span.left) + spanText(span.right)
+    case "Highlight":
+    case "Strong":
+    case "Weak":
+      return spanText(span.value)
   }
 }
 
-const describeUsageError = (error: ValidationError.ValidationError): string => {
-  const text = stripAnsi(HelpDoc.toAnsiText(error.error)).replace(/\s+/g, " ").trim()
-  const unknown = /^Received unknown argument: '(.*)'$/.exec(text)
-  if (unknown !== null) {
-    const arg = unknown[1]!
-    const setting = settings.find((s) => s.flag === arg.toLowerCase().replace(/=.*$/, ""))
-    return setting !== undefined
-      ? `Invalid ${setting.flag}: give it once, with a value (${setting.flag} ${setting.placeholder})`
-      : `Unknown argument ${JSON.stringify(arg)} (see ${name} --help)`
+/** The lines of a help document: one per paragraph or header, in order. */
+const docLines = (doc: HelpDoc.HelpDoc): Array<string> => {
+  switch (doc._tag) {
+    case "Empty":
+      return []
+    case "Header":
+    case "Paragraph":
+      return [spanText(doc.value)]
+    case "Sequence":
+      return [...docLines(doc.left), ...docLines(doc.right)]
+    case "Enumeration":
+      return doc.elements.flatMap(docLines)
+    case "DescriptionList":
+      return doc.definitions.flatMap(([term, description]) => [spanText(term), ...docLines(description)])
   }
-  return `${text} (see ${name} --help)`
 }
+
+const entry = (term: string, description: string) => `${term}\n\n  ${description}`
+
+/** The help: usage as @effect/cli writes the options' grammar, then every setting of the table. */
+const helpText = (version: string): string =>
+  [
+    name,
+    `${name} ${version} -- ${summary}`,
+    "USAGE",
+    ...Usage.enumerate(Options.getUsage(settingsOptions), cliConfig).map((usage) => `$ ${name} ${spanText(usage)}`),
+    "OPTIONS",
+    ...settings.map((s) => entry(`${s.flag} ${s.placeholder}`, helpLine(s))),
+    "Each flag falls back to its environment variable, then to its default.",
+    entry("-h, --help", "Show this help."),
+    entry("--version", "Print the version.")
+  ].join("\n\n")
+
+/** The complaint about the first argument no option took (`--` ends the options, and is no complaint). */
+const describeLeftover = (leftover: ReadonlyArray<string>): string => {
+  const arg = leftover.find((arg) => arg !== "--") ?? "--"
+  const setting = settings.find((s) => s.flag === arg.split("=")[0])
+  return setting !== undefined
+    ? `Invalid ${setting.flag}: give it once, with a value (${setting.flag} ${setting.placeholder})`
+    : `Unknown argument ${JSON.stringify(arg)} (see ${name} --help)`
+}
+
+// --- the command ---------------------------------------------------------------------------
 
 /**
  * Parses `argv` (as `process.argv`: runtime and script first), reads the settings and runs
@@ -205,45 +229,36 @@ const describeUsageError = (error: ValidationError.ValidationError): string => {
  *
  * Every failure is reported before the returned effect fails, so run it with
  * `runMain({ disableErrorReporting: true })`: a bad command line or value as one line on
- * stderr (failing with `StartupError`), a launch failure through the logger.
+ * stderr (one per bad value; failing with `StartupError`), a launch failure through the logger.
  */
 export const run = <E, R>(
   argv: ReadonlyArray<string>,
   launch: (settings: ForemanSettings) => Effect.Effect<void, E, R>
 ): Effect.Effect<void, E | StartupError, R | CliApp.CliApp.Environment> =>
-  Effect.consoleWith((terminal) => {
+  Effect.gen(function*() {
+    const args = argv.slice(2)
     const refuse = (message: string) =>
-      terminal.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
-    const logLevelArg = scanLogLevel(argv)
+      Console.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
 
-    const command = Command.make(name, flagOptions, (parsed) =>
-      Effect.gen(function*() {
-        const flags = new Map<string, string>()
-        for (const [env, value] of Object.entries(parsed)) {
-          if (Option.isSome(value)) flags.set(env, value.value)
-        }
-        const logLevelEnv = settings.find((s) => s.key === "logLevel")!.env
-        if (!flags.has(logLevelEnv) && Option.isSome(logLevelArg)) flags.set(logLevelEnv, logLevelArg.value)
-
-        const settingsRead = yield* loadSettings(flags).pipe(Effect.catchAll((e) => refuse(e.message)))
-        yield* launch(settingsRead).pipe(
-          Effect.tapErrorCause((cause) => {
-            if (Cause.isInterruptedOnly(cause)) return Effect.void
-            // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
-            const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
-            return Option.isSome(refused) ? terminal.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
-          }),
-          withLogging(settingsRead)
-        )
-      }).pipe(Effect.withConsole(terminal))
+    // As @effect/cli does with its built-ins: they are looked for first, among any arguments.
+    const [, , asked] = yield* Options.processCommandLine(builtIns, args, cliConfig).pipe(
+      Effect.orElseSucceed(() => [Option.none(), [], { help: false, version: false }] as const)
     )
+    if (asked.help) return yield* Console.log(helpText(yield* ownVersion))
+    if (asked.version) return yield* Console.log(yield* ownVersion)
 
-    return ownVersion.pipe(
-      Effect.flatMap((version) =>
-        Command.run(command, { name, version, summary: Span.text("a job broker in front of an Ollama server"), footer })(argv)
-      ),
-      Effect.withConsole(parsingConsole(terminal)),
-      Effect.provide(CliConfig.layer({ showBuiltIns: false })),
-      Effect.catchIf(ValidationError.isValidationError, (error) => refuse(describeUsageError(error)))
+    const [, leftover, settingsRead] = yield* Options.processCommandLine(settingsOptions, args, cliConfig).pipe(
+      Effect.catchAll((error) => refuse(docLines(error.error).join("\n")))
+    )
+    if (leftover.length > 0) return yield* refuse(describeLeftover(leftover))
+
+    yield* launch(settingsRead).pipe(
+      Effect.tapErrorCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.void
+        // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
+        const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
+        return Option.isSome(refused) ? Console.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
+      }),
+      withLogging(settingsRead)
     )
   })
