@@ -1,19 +1,18 @@
 /**
  * The command line: `foreman-effect [flags]`. Each setting of the table in `Config.ts` is a
- * typed @effect/cli option: its flag's text, falling back (`Options.withFallbackConfig`) to
- * its env variable's text and then to its default, parsed by the table's own parser
- * (`Options.mapEffect`). So precedence is flag > env > default, and names, defaults,
+ * typed @effect/cli option, generated from its entry: the flag's text, falling back
+ * (`Options.withFallbackConfig`) to the env variable's text and then to the default, parsed
+ * by the table's own parser. So precedence is flag > env > default, and names, defaults,
  * validation and wording stay in Config.ts. `--help` and `--version` are two boolean options
- * parsed first, as @effect/cli's built-ins are; the help text is written from the table.
+ * of the same command line; the help text is written from the table.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Options from "@effect/cli/Options"
 import type * as Span from "@effect/cli/HelpDoc/Span"
+import * as Options from "@effect/cli/Options"
 import * as Usage from "@effect/cli/Usage"
-import * as ValidationError from "@effect/cli/ValidationError"
 import type * as CliApp from "@effect/cli/CliApp"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
@@ -129,41 +128,49 @@ const helpLine = (setting: Pick<SettingInfo, "description" | "env" | "default">)
   `${setting.description} (env: ${setting.env}, default: ${setting.default})`
 
 /**
- * One setting as an option: the flag's text, else the env variable's, else the default (all
- * in `settingText`), then the table's parser; a refused value fails with the table's
- * one-line complaint, whichever of the three it came from.
+ * One setting as an option: the flag's text, else the env variable's, else the default (the
+ * last two are `settingText`), then the table's parser. A refused value is the table's
+ * one-line complaint, whichever of the three it came from. It is a value rather than a failed
+ * parse so that `--help` anywhere on the line still wins, and every complaint is reported.
  */
-const optionOf = <A>(spec: SettingSpec<A>): Options.Options<A> =>
+const optionOf = <A>(spec: SettingSpec<A>): Options.Options<Either.Either<A, string>> =>
   Options.text(spec.flag.slice("--".length)).pipe(
     Options.withPseudoName(spec.placeholder),
     Options.withDescription(helpLine(spec)),
     Options.withFallbackConfig(settingText(spec)),
-    Options.mapEffect((raw) =>
-      Either.mapLeft(parseSetting(spec, raw), (message) => ValidationError.invalidValue(HelpDoc.p(message)))
-    )
+    Options.map((raw) => parseSetting(spec, raw))
   )
 
 // A mapped type cannot be mapped generically without help: one cast, checked by the
-// `Specs<ForemanSettings>` type of `settingSpecs` (the same as `foremanConfig`'s).
-const settingsOptions: Options.Options<ForemanSettings> = Options.all(
+// `Specs<ForemanSettings>` type of `settingSpecs` (as for `foremanConfig`).
+const settingsOptions = Options.all(
   Record.map(settingSpecs as Record.ReadonlyRecord<string, SettingSpec<unknown>>, optionOf) as {
-    readonly [K in keyof ForemanSettings]: Options.Options<ForemanSettings[K]>
+    readonly [K in keyof ForemanSettings]: Options.Options<Either.Either<ForemanSettings[K], string>>
   }
 )
 
-/** What @effect/cli's built-ins would be, kept to the two foreman documents. */
-const builtIns = Options.all({
-  help: Options.boolean("help").pipe(Options.withAlias("h"), Options.withDescription("Show this help.")),
-  version: Options.boolean("version").pipe(Options.withDescription("Print the version."))
+const helpDescription = "Show this help."
+const versionDescription = "Print the version."
+
+/**
+ * The whole command line. `--help` and `--version` are options of foreman's own rather than
+ * `Command.run`'s built-ins: its built-in `--log-level` takes foreman's `--log-level` whenever
+ * nothing else is on the line, and its help and errors are written in colour, several lines
+ * long, with the library's notes under each flag.
+ */
+const commandLine = Options.all({
+  help: Options.boolean("help").pipe(Options.withAlias("h"), Options.withDescription(helpDescription)),
+  version: Options.boolean("version").pipe(Options.withDescription(versionDescription)),
+  settings: settingsOptions
 })
 
-// Flags are matched as typed (`--PORT` is not `--port`: the case-insensitive match of
-// @effect/cli 0.77 found such a flag and then dropped its value).
+// Flags are matched as typed: with @effect/cli's case-insensitive matching (0.77), `--PORT 6`
+// was accepted and its value silently dropped.
 const cliConfig = CliConfig.make({ isCaseSensitive: true })
 
-// --- help and errors -------------------------------------------------------------------------
+// --- help and complaints -------------------------------------------------------------------
 
-/** Plain text of a span: the terminal gets no styling, and tests and pipes read it as is. */
+/** Plain text of a span: no styling, so terminals, pipes and tests read the same. */
 const spanText = (span: Span.Span): string => {
   switch (span._tag) {
     case "Text":
@@ -178,26 +185,9 @@ const spanText = (span: Span.Span): string => {
   }
 }
 
-/** The lines of a help document: one per paragraph or header, in order. */
-const docLines = (doc: HelpDoc.HelpDoc): Array<string> => {
-  switch (doc._tag) {
-    case "Empty":
-      return []
-    case "Header":
-    case "Paragraph":
-      return [spanText(doc.value)]
-    case "Sequence":
-      return [...docLines(doc.left), ...docLines(doc.right)]
-    case "Enumeration":
-      return doc.elements.flatMap(docLines)
-    case "DescriptionList":
-      return doc.definitions.flatMap(([term, description]) => [spanText(term), ...docLines(description)])
-  }
-}
-
 const entry = (term: string, description: string) => `${term}\n\n  ${description}`
 
-/** The help: usage as @effect/cli writes the options' grammar, then every setting of the table. */
+/** The help: the usage line as @effect/cli writes the options' grammar, then the table. */
 const helpText = (version: string): string =>
   [
     name,
@@ -207,11 +197,14 @@ const helpText = (version: string): string =>
     "OPTIONS",
     ...settings.map((s) => entry(`${s.flag} ${s.placeholder}`, helpLine(s))),
     "Each flag falls back to its environment variable, then to its default.",
-    entry("-h, --help", "Show this help."),
-    entry("--version", "Print the version.")
+    entry("-h, --help", helpDescription),
+    entry("--version", versionDescription)
   ].join("\n\n")
 
-/** The complaint about the first argument no option took (`--` ends the options, and is no complaint). */
+/**
+ * The complaint about the first argument no option took: a flag of the table there was given
+ * without a value or twice; anything else is unknown (`--`, which ends the options, is skipped).
+ */
 const describeLeftover = (leftover: ReadonlyArray<string>): string => {
   const arg = leftover.find((arg) => arg !== "--") ?? "--"
   const setting = settings.find((s) => s.flag === arg.split("=")[0])
@@ -228,37 +221,37 @@ const describeLeftover = (leftover: ReadonlyArray<string>): string => {
  * print and succeed without launching.
  *
  * Every failure is reported before the returned effect fails, so run it with
- * `runMain({ disableErrorReporting: true })`: a bad command line or value as one line on
- * stderr (one per bad value; failing with `StartupError`), a launch failure through the logger.
+ * `runMain({ disableErrorReporting: true })`: a bad command line as one line on stderr, bad
+ * values as one line each (failing with `StartupError`), a launch failure through the logger.
  */
 export const run = <E, R>(
   argv: ReadonlyArray<string>,
   launch: (settings: ForemanSettings) => Effect.Effect<void, E, R>
 ): Effect.Effect<void, E | StartupError, R | CliApp.CliApp.Environment> =>
   Effect.gen(function*() {
-    const args = argv.slice(2)
     const refuse = (message: string) =>
       Console.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
 
-    // As @effect/cli does with its built-ins: they are looked for first, among any arguments.
-    const [, , asked] = yield* Options.processCommandLine(builtIns, args, cliConfig).pipe(
-      Effect.orElseSucceed(() => [Option.none(), [], { help: false, version: false }] as const)
+    // Every option has a fallback and every value parses to an `Either`, so the parse itself
+    // has nothing left to refuse; its error channel is answered all the same.
+    const [, leftover, parsed] = yield* Options.processCommandLine(commandLine, argv.slice(2), cliConfig).pipe(
+      Effect.catchAll(() => refuse(`Invalid command line (see ${name} --help)`))
     )
-    if (asked.help) return yield* Console.log(helpText(yield* ownVersion))
-    if (asked.version) return yield* Console.log(yield* ownVersion)
-
-    const [, leftover, settingsRead] = yield* Options.processCommandLine(settingsOptions, args, cliConfig).pipe(
-      Effect.catchAll((error) => refuse(docLines(error.error).join("\n")))
-    )
+    if (parsed.help) return yield* Console.log(helpText(yield* ownVersion))
+    if (parsed.version) return yield* Console.log(yield* ownVersion)
     if (leftover.length > 0) return yield* refuse(describeLeftover(leftover))
+    const read = Either.all(parsed.settings)
+    if (Either.isLeft(read)) {
+      return yield* refuse(Arr.getLefts(Record.values(parsed.settings)).join("\n"))
+    }
 
-    yield* launch(settingsRead).pipe(
+    yield* launch(read.right).pipe(
       Effect.tapErrorCause((cause) => {
         if (Cause.isInterruptedOnly(cause)) return Effect.void
         // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
         const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
         return Option.isSome(refused) ? Console.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
       }),
-      withLogging(settingsRead)
+      withLogging(read.right)
     )
   })
