@@ -208,8 +208,10 @@ export type Specs<S> = { readonly [K in keyof S]: SettingSpec<S[K]> }
 
 const positiveDuration = "a positive duration such as 500ms, 30s, 2m or 1m30s"
 
-// Order here is the order of the help text and the README table.
-/** The table itself, for what is generated from it (the Config here, the CLI's options). */
+/**
+ * The table itself, for what is generated from it: `foremanConfig` here, the command line's
+ * options in `cli.ts`. Its order is the order of the help text and the README table.
+ */
 export const settingSpecs: Specs<ForemanSettings> = {
   target: {
     flag: "--target",
