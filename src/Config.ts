@@ -1,9 +1,9 @@
 /**
  * Every setting of foreman in one table: its flag, env variable, default, description and
  * parser. The Effect `Config` (`foremanConfig`), the typed defaults (`defaultSettings`), the
- * CLI options and the help text are all derived from that table, so a setting is added by
- * adding one field to `ForemanSettings` and one entry to `specs` below (the compiler insists
- * on both).
+ * CLI's typed options and its help text are all derived from that table, so a setting is
+ * added by adding one field to `ForemanSettings` and one entry to `settingSpecs` below (the
+ * compiler insists on both).
  */
 import * as os from "node:os"
 import * as path from "node:path"
@@ -203,12 +203,16 @@ export const defaultDbPath = (
 // The table
 // ---------------------------------------------------------------------------------------------
 
-type Specs<S> = { readonly [K in keyof S]: SettingSpec<S[K]> }
+/** A table of settings: one spec per field of `S`, of that field's type. */
+export type Specs<S> = { readonly [K in keyof S]: SettingSpec<S[K]> }
 
 const positiveDuration = "a positive duration such as 500ms, 30s, 2m or 1m30s"
 
-// Order here is the order of the help text and the README table.
-const specs: Specs<ForemanSettings> = {
+/**
+ * The table itself, for what is generated from it: `foremanConfig` here, the command line's
+ * options in `cli.ts`. Its order is the order of the help text and the README table.
+ */
+export const settingSpecs: Specs<ForemanSettings> = {
   target: {
     flag: "--target",
     env: "FOREMAN_TARGET",
@@ -394,7 +398,7 @@ const specs: Specs<ForemanSettings> = {
 }
 
 /** The table: every setting's flag, env variable, default and description, in help order. */
-export const settings: ReadonlyArray<SettingInfo> = Object.entries(specs).map(
+export const settings: ReadonlyArray<SettingInfo> = Object.entries(settingSpecs).map(
   ([key, { default: defaultValue, description, env, flag, placeholder }]) => ({
     key: key as keyof ForemanSettings,
     flag,
@@ -409,15 +413,17 @@ export const settings: ReadonlyArray<SettingInfo> = Object.entries(specs).map(
 export const invalidValueMessage = (spec: Pick<SettingSpec<unknown>, "flag" | "env" | "expected">, raw: string) =>
   `Invalid ${spec.flag} (${spec.env}): expected ${spec.expected}, got ${JSON.stringify(raw)}`
 
+/** One setting's value from its text, or the one-line complaint. */
+export const parseSetting = <A>(spec: SettingSpec<A>, raw: string): Either.Either<A, string> =>
+  Either.fromOption(spec.parse(raw), () => invalidValueMessage(spec, raw))
+
+/** One setting's text: its env variable, else the table's default. Never fails. */
+export const settingText = (spec: SettingSpec<unknown>): Config.Config<string> =>
+  Config.string(spec.env).pipe(Config.withDefault(spec.default))
+
 const configOf = <A>(spec: SettingSpec<A>): Config.Config<A> =>
-  Config.string(spec.env).pipe(
-    Config.withDefault(spec.default),
-    Config.mapOrFail((raw) =>
-      Option.match(spec.parse(raw), {
-        onNone: () => Either.left(ConfigError.InvalidData([], invalidValueMessage(spec, raw))),
-        onSome: Either.right
-      })
-    )
+  settingText(spec).pipe(
+    Config.mapOrFail((raw) => Either.mapLeft(parseSetting(spec, raw), (message) => ConfigError.InvalidData([], message)))
   )
 
 // A mapped type cannot be mapped generically without help: one cast each, checked by the
@@ -437,10 +443,10 @@ const defaultsFromSpecs = <S>(table: Specs<S>): S =>
  * Missing keys take the table's default; bad values fail with `ConfigError.InvalidData` whose
  * message is the one-line complaint (see `formatConfigError`).
  */
-export const foremanConfig: Config.Config<ForemanSettings> = configFromSpecs(specs)
+export const foremanConfig: Config.Config<ForemanSettings> = configFromSpecs(settingSpecs)
 
 /** The defaults of the table, parsed. */
-export const defaultSettings: ForemanSettings = defaultsFromSpecs(specs)
+export const defaultSettings: ForemanSettings = defaultsFromSpecs(settingSpecs)
 
 /** A `ConfigError` as the lines a user should read: one per bad or missing value. */
 export const formatConfigError = (error: ConfigError.ConfigError): string => {

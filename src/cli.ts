@@ -1,22 +1,23 @@
 /**
- * The command line: `foreman-effect [flags]`. Every setting of the table in `Config.ts` is an
- * optional text flag; the flags given are laid as a `ConfigProvider` (under their env-variable
- * keys) in front of the current one (the environment), and `foremanConfig` is read through
- * that. So precedence is flag > env > default, and validation and defaults stay in Config.ts.
+ * The command line: `foreman-effect [flags]`. Each setting of the table in `Config.ts` is a
+ * typed @effect/cli option, generated from its entry: the flag's text, falling back
+ * (`Options.withFallbackConfig`) to the env variable's text and then to the default, parsed
+ * by the table's own parser. So precedence is flag > env > default, and names, defaults,
+ * validation and wording stay in Config.ts. `--help` and `--version` are two boolean options
+ * of the same command line; the help text is written from the table.
  */
 import * as CliConfig from "@effect/cli/CliConfig"
-import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
+import type * as Span from "@effect/cli/HelpDoc/Span"
 import * as Options from "@effect/cli/Options"
-import * as Span from "@effect/cli/HelpDoc/Span"
-import * as ValidationError from "@effect/cli/ValidationError"
+import * as Usage from "@effect/cli/Usage"
 import type * as CliApp from "@effect/cli/CliApp"
 import * as FileSystem from "@effect/platform/FileSystem"
+import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
 import * as FiberId from "effect/FiberId"
 import * as HashSet from "effect/HashSet"
@@ -26,9 +27,18 @@ import * as Option from "effect/Option"
 import * as Record from "effect/Record"
 import * as Schema from "effect/Schema"
 import { fileURLToPath } from "node:url"
-import { type ForemanSettings, foremanConfig, formatConfigError, settings } from "./Config.ts"
+import {
+  type ForemanSettings,
+  parseSetting,
+  type SettingInfo,
+  type SettingSpec,
+  settings,
+  settingSpecs,
+  settingText
+} from "./Config.ts"
 
 const name = "foreman-effect"
+const summary = "a job broker in front of an Ollama server"
 
 const Manifest = Schema.parseJson(Schema.Struct({ name: Schema.String, version: Schema.String }))
 
@@ -50,20 +60,6 @@ const ownVersion = Effect.gen(function*() {
 
 /** Start-up was refused (bad flag or value); `message` has already been written to stderr. */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
-
-/**
- * Reads the settings: `flags` (env-variable name -> raw value) first, then the current
- * `ConfigProvider` (the environment unless replaced), then the defaults.
- */
-export const loadSettings = (
-  flags: ReadonlyMap<string, string>
-): Effect.Effect<ForemanSettings, StartupError> =>
-  Effect.configProviderWith((current) =>
-    Effect.withConfigProvider(
-      foremanConfig,
-      ConfigProvider.fromMap(new Map(flags)).pipe(ConfigProvider.orElse(() => current))
-    )
-  ).pipe(Effect.mapError((error) => new StartupError({ message: formatConfigError(error) })))
 
 // --- logging -------------------------------------------------------------------------------
 
@@ -125,78 +121,99 @@ export const withLogging = (logging: Pick<ForemanSettings, "logLevel" | "logForm
     Logger.withMinimumLogLevel(logging.logLevel)
   )
 
-// --- the command ---------------------------------------------------------------------------
+// --- the options ---------------------------------------------------------------------------
 
-// Keyed by env-variable name: the parsed flags are directly the ConfigProvider's map.
-const flagOptions = Record.fromEntries(
-  settings.map((setting) =>
-    [
-      setting.env,
-      Options.text(setting.flag.replace(/^--/, "")).pipe(
-        Options.withPseudoName(setting.placeholder),
-        Options.withDescription(`${setting.description} (env: ${setting.env}, default: ${setting.default})`),
-        Options.optional
-      )
-    ] as const
-  )
-)
-
-const footer = HelpDoc.blocks([
-  HelpDoc.p("Each flag falls back to its environment variable, then to its default."),
-  HelpDoc.descriptionList([
-    [Span.text("-h, --help"), HelpDoc.p("Show this help.")],
-    [Span.text("--version"), HelpDoc.p("Print the version.")]
-  ])
-])
-
-// @effect/cli has a built-in `--log-level` (it sets the minimum level and re-runs without the
-// flag), which wins over ours when the command line holds nothing else. So the value is also
-// read from argv directly, and used when the parsed flags have none.
-const scanLogLevel = (argv: ReadonlyArray<string>): Option.Option<string> => {
-  let found = Option.none<string>()
-  for (let i = 2; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === "--") break
-    const lower = arg.toLowerCase()
-    if (lower === "--log-level" && i + 1 < argv.length) found = Option.some(argv[++i]!)
-    else if (lower.startsWith("--log-level=")) found = Option.some(arg.slice("--log-level=".length))
-  }
-  return found
-}
-
-const stripAnsi = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, "")
-
-// Under every option @effect/cli writes these two paragraphs, which say nothing here (every
-// flag is text, every flag is optional); dropping them halves the length of the help.
-const helpNoise = /\n\n {2}(?:A user-defined piece of text|This setting is optional)\.(?=\n)/g
+/** A setting's paragraph in the help. */
+const helpLine = (setting: Pick<SettingInfo, "description" | "env" | "default">) =>
+  `${setting.description} (env: ${setting.env}, default: ${setting.default})`
 
 /**
- * The console while @effect/cli parses: help and version come out as plain text, and its
- * multi-line error rendering is dropped (the error is reported as one line by `run`).
+ * One setting as an option: the flag's text, else the env variable's, else the default (the
+ * last two are `settingText`), then the table's parser. A refused value is the table's
+ * one-line complaint, whichever of the three it came from. It is a value rather than a failed
+ * parse so that `--help` anywhere on the line still wins, and every complaint is reported.
  */
-const parsingConsole = (terminal: Console.Console): Console.Console => {
-  const plain = (args: ReadonlyArray<unknown>) =>
-    args.map((arg) => (typeof arg === "string" ? stripAnsi(arg).replace(helpNoise, "").trimEnd() : arg))
-  return {
-    ...terminal,
-    log: (...args) => terminal.log(...plain(args)),
-    error: () => Effect.void,
-    unsafe: { ...terminal.unsafe, log: (...args) => terminal.unsafe.log(...plain(args)), error: () => {} }
+const optionOf = <A>(spec: SettingSpec<A>): Options.Options<Either.Either<A, string>> =>
+  Options.text(spec.flag.slice("--".length)).pipe(
+    Options.withPseudoName(spec.placeholder),
+    Options.withDescription(helpLine(spec)),
+    Options.withFallbackConfig(settingText(spec)),
+    Options.map((raw) => parseSetting(spec, raw))
+  )
+
+// A mapped type cannot be mapped generically without help: one cast, checked by the
+// `Specs<ForemanSettings>` type of `settingSpecs` (as for `foremanConfig`).
+const settingsOptions = Options.all(
+  Record.map(settingSpecs as Record.ReadonlyRecord<string, SettingSpec<unknown>>, optionOf) as {
+    readonly [K in keyof ForemanSettings]: Options.Options<Either.Either<ForemanSettings[K], string>>
+  }
+)
+
+const helpDescription = "Show this help."
+const versionDescription = "Print the version."
+
+/**
+ * The whole command line. `--help` and `--version` are options of foreman's own rather than
+ * `Command.run`'s built-ins: its built-in `--log-level` takes foreman's `--log-level` whenever
+ * nothing else is on the line, and its help and errors are written in colour, several lines
+ * long, with the library's notes under each flag.
+ */
+const commandLine = Options.all({
+  help: Options.boolean("help").pipe(Options.withAlias("h"), Options.withDescription(helpDescription)),
+  version: Options.boolean("version").pipe(Options.withDescription(versionDescription)),
+  settings: settingsOptions
+})
+
+// Flags are matched as typed: with @effect/cli's case-insensitive matching (0.77), `--PORT 6`
+// was accepted and its value silently dropped.
+const cliConfig = CliConfig.make({ isCaseSensitive: true })
+
+// --- help and complaints -------------------------------------------------------------------
+
+/** Plain text of a span: no styling, so terminals, pipes and tests read the same. */
+const spanText = (span: Span.Span): string => {
+  switch (span._tag) {
+    case "Text":
+    case "URI":
+      return span.value
+    case "Sequence":
+      return spanText(span.left) + spanText(span.right)
+    case "Highlight":
+    case "Strong":
+    case "Weak":
+      return spanText(span.value)
   }
 }
 
-const describeUsageError = (error: ValidationError.ValidationError): string => {
-  const text = stripAnsi(HelpDoc.toAnsiText(error.error)).replace(/\s+/g, " ").trim()
-  const unknown = /^Received unknown argument: '(.*)'$/.exec(text)
-  if (unknown !== null) {
-    const arg = unknown[1]!
-    const setting = settings.find((s) => s.flag === arg.toLowerCase().replace(/=.*$/, ""))
-    return setting !== undefined
-      ? `Invalid ${setting.flag}: give it once, with a value (${setting.flag} ${setting.placeholder})`
-      : `Unknown argument ${JSON.stringify(arg)} (see ${name} --help)`
-  }
-  return `${text} (see ${name} --help)`
+const entry = (term: string, description: string) => `${term}\n\n  ${description}`
+
+/** The help: the usage line as @effect/cli writes the options' grammar, then the table. */
+const helpText = (version: string): string =>
+  [
+    name,
+    `${name} ${version} -- ${summary}`,
+    "USAGE",
+    ...Usage.enumerate(Options.getUsage(settingsOptions), cliConfig).map((usage) => `$ ${name} ${spanText(usage)}`),
+    "OPTIONS",
+    ...settings.map((s) => entry(`${s.flag} ${s.placeholder}`, helpLine(s))),
+    "Each flag falls back to its environment variable, then to its default.",
+    entry("-h, --help", helpDescription),
+    entry("--version", versionDescription)
+  ].join("\n\n")
+
+/**
+ * The complaint about the first argument no option took: a flag of the table there was given
+ * without a value or twice; anything else is unknown (`--`, which ends the options, is skipped).
+ */
+const describeLeftover = (leftover: ReadonlyArray<string>): string => {
+  const arg = leftover.find((arg) => arg !== "--") ?? "--"
+  const setting = settings.find((s) => s.flag === arg.split("=")[0])
+  return setting !== undefined
+    ? `Invalid ${setting.flag}: give it once, with a value (${setting.flag} ${setting.placeholder})`
+    : `Unknown argument ${JSON.stringify(arg)} (see ${name} --help)`
 }
+
+// --- the command ---------------------------------------------------------------------------
 
 /**
  * Parses `argv` (as `process.argv`: runtime and script first), reads the settings and runs
@@ -204,46 +221,37 @@ const describeUsageError = (error: ValidationError.ValidationError): string => {
  * print and succeed without launching.
  *
  * Every failure is reported before the returned effect fails, so run it with
- * `runMain({ disableErrorReporting: true })`: a bad command line or value as one line on
- * stderr (failing with `StartupError`), a launch failure through the logger.
+ * `runMain({ disableErrorReporting: true })`: a bad command line as one line on stderr, bad
+ * values as one line each (failing with `StartupError`), a launch failure through the logger.
  */
 export const run = <E, R>(
   argv: ReadonlyArray<string>,
   launch: (settings: ForemanSettings) => Effect.Effect<void, E, R>
 ): Effect.Effect<void, E | StartupError, R | CliApp.CliApp.Environment> =>
-  Effect.consoleWith((terminal) => {
+  Effect.gen(function*() {
     const refuse = (message: string) =>
-      terminal.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
-    const logLevelArg = scanLogLevel(argv)
+      Console.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
 
-    const command = Command.make(name, flagOptions, (parsed) =>
-      Effect.gen(function*() {
-        const flags = new Map<string, string>()
-        for (const [env, value] of Object.entries(parsed)) {
-          if (Option.isSome(value)) flags.set(env, value.value)
-        }
-        const logLevelEnv = settings.find((s) => s.key === "logLevel")!.env
-        if (!flags.has(logLevelEnv) && Option.isSome(logLevelArg)) flags.set(logLevelEnv, logLevelArg.value)
-
-        const settingsRead = yield* loadSettings(flags).pipe(Effect.catchAll((e) => refuse(e.message)))
-        yield* launch(settingsRead).pipe(
-          Effect.tapErrorCause((cause) => {
-            if (Cause.isInterruptedOnly(cause)) return Effect.void
-            // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
-            const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
-            return Option.isSome(refused) ? terminal.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
-          }),
-          withLogging(settingsRead)
-        )
-      }).pipe(Effect.withConsole(terminal))
+    // Every option has a fallback and every value parses to an `Either`, so the parse itself
+    // has nothing left to refuse; its error channel is answered all the same.
+    const [, leftover, parsed] = yield* Options.processCommandLine(commandLine, argv.slice(2), cliConfig).pipe(
+      Effect.catchAll(() => refuse(`Invalid command line (see ${name} --help)`))
     )
+    if (parsed.help) return yield* Console.log(helpText(yield* ownVersion))
+    if (parsed.version) return yield* Console.log(yield* ownVersion)
+    if (leftover.length > 0) return yield* refuse(describeLeftover(leftover))
+    const read = Either.all(parsed.settings)
+    if (Either.isLeft(read)) {
+      return yield* refuse(Arr.getLefts(Record.values(parsed.settings)).join("\n"))
+    }
 
-    return ownVersion.pipe(
-      Effect.flatMap((version) =>
-        Command.run(command, { name, version, summary: Span.text("a job broker in front of an Ollama server"), footer })(argv)
-      ),
-      Effect.withConsole(parsingConsole(terminal)),
-      Effect.provide(CliConfig.layer({ showBuiltIns: false })),
-      Effect.catchIf(ValidationError.isValidationError, (error) => refuse(describeUsageError(error)))
+    yield* launch(read.right).pipe(
+      Effect.tapErrorCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.void
+        // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
+        const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
+        return Option.isSome(refused) ? Console.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
+      }),
+      withLogging(read.right)
     )
   })

@@ -8,7 +8,10 @@ import {
   formatConfigError,
   parseByteSize,
   parseDuration,
-  settings
+  parseSetting,
+  settings,
+  settingSpecs,
+  settingText
 } from "../src/Config.ts"
 
 const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
@@ -232,6 +235,26 @@ describe("settings", () => {
       "--log-level": "info",
       "--log-format": "pretty"
     })
+  })
+})
+
+describe("one setting (what the command line's options are made of)", () => {
+  it.effect("settingText: the env variable's text, else the table's default", () =>
+    Effect.gen(function*() {
+      expect(yield* settingText(settingSpecs.maxWait).pipe(withEnv({ FOREMAN_MAX_WAIT: "soon" }))).toBe("soon")
+      expect(yield* settingText(settingSpecs.maxWait).pipe(withEnv({}))).toBe("60s")
+    }))
+
+  it("parseSetting: the typed value, or the same one-line complaint as foremanConfig", () => {
+    expect(parseSetting(settingSpecs.port, "9000")).toEqual(Either.right(9000))
+    expect(parseSetting(settingSpecs.logLevel, "WARNING")).toEqual(Either.right(LogLevel.Warning))
+    expect(parseSetting(settingSpecs.port, "abc")).toEqual(
+      Either.left("Invalid --port (FOREMAN_PORT): expected an integer from 0 to 65535, got \"abc\"")
+    )
+  })
+
+  it("the table and its public face list the same settings in the same order", () => {
+    expect(Object.keys(settingSpecs)).toEqual(settings.map((s) => s.key))
   })
 })
 

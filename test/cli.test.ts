@@ -114,7 +114,8 @@ describe("foreman-effect command line", () => {
       expect(s.logLevel).toBe(LogLevel.Warning)
     }))
 
-  // @effect/cli's own --log-level takes the flag when nothing else is on the command line.
+  // @effect/cli's Command.run has a built-in --log-level that takes the flag when nothing else is
+  // on the command line; foreman's options are parsed without it.
   it.effect("--log-level alone still reaches the settings, and beats env", () =>
     Effect.gen(function*() {
       expect(launchedWith(yield* cli(["--log-level", "debug"], { FOREMAN_LOG_LEVEL: "error" })).logLevel)
@@ -155,6 +156,44 @@ describe("foreman-effect command line", () => {
       expect(outcome.stdout).toEqual([])
       expect(outcome.launched).toEqual(Option.none())
       expect(outcome.exit).toEqual(Exit.fail(new StartupError({ message })))
+    }))
+
+  it.effect("a good flag hides a bad env value; a bad flag is reported even with a good env value", () =>
+    Effect.gen(function*() {
+      expect(launchedWith(yield* cli(["--port", "1"], { FOREMAN_PORT: "x" })).port).toBe(1)
+      expect((yield* cli(["--port", "x"], { FOREMAN_PORT: "1" })).stderr).toEqual([
+        "Invalid --port (FOREMAN_PORT): expected an integer from 0 to 65535, got \"x\""
+      ])
+    }))
+
+  it.effect("every bad value, from flag or env, is reported, one line each in help order", () =>
+    Effect.gen(function*() {
+      const outcome = yield* cli(["--concurrency", "0"], { FOREMAN_PORT: "abc", FOREMAN_LOG_FORMAT: "xml" })
+      expect(outcome.stderr.flatMap((text) => text.split("\n"))).toEqual([
+        "Invalid --port (FOREMAN_PORT): expected an integer from 0 to 65535, got \"abc\"",
+        "Invalid --concurrency (FOREMAN_CONCURRENCY): expected an integer of at least 1, got \"0\"",
+        "Invalid --log-format (FOREMAN_LOG_FORMAT): expected one of pretty, json, logfmt, got \"xml\""
+      ])
+      expect(outcome.launched).toEqual(Option.none())
+      expect(Exit.isFailure(outcome.exit)).toBe(true)
+    }))
+
+  it.effect("flags are matched as typed: --PORT is not --port", () =>
+    Effect.gen(function*() {
+      const outcome = yield* cli(["--PORT", "6"])
+      expect(outcome.stderr).toEqual(["Unknown argument \"--PORT\" (see foreman-effect --help)"])
+      expect(outcome.launched).toEqual(Option.none())
+    }))
+
+  it.effect("-h and --help win over anything else on the command line, a bad value included", () =>
+    Effect.gen(function*() {
+      for (const args of [["-h"], ["--port", "abc", "--help"], ["--version", "--help"]]) {
+        const outcome = yield* cli(args)
+        expect(Exit.isSuccess(outcome.exit)).toBe(true)
+        expect(outcome.stderr).toEqual([])
+        expect(outcome.launched).toEqual(Option.none())
+        expect(outcome.stdout.join("\n")).toContain("--port PORT")
+      }
     }))
 
   it.effect("a bad env value is reported the same way", () =>
