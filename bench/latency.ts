@@ -175,7 +175,7 @@ export const latency: Benchmark = {
         `${ROUNDS} rounds × ${PER_ROUND} sequential requests per server and path (after the warm-up below), ` +
         "the servers taking turns within each round, the order reversing between rounds. " +
         "One keep-alive connection per server (undici `Pool`, `connections: 1`). The fake Ollama (zero delay), " +
-        "foreman and the client are three processes. foreman: `--db :memory: --plugins none --log-format json`, " +
+        "foreman and the client are three processes. foreman: `--db :memory: --log-format json`, " +
         "everything else default (`--concurrency 1`, log level info: one log line per job).",
         "",
         "Each cell is the median over rounds of that round's percentile; *added* is the median over rounds of " +

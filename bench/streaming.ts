@@ -231,7 +231,7 @@ export const streaming: Benchmark = {
       ]
       const markdown = [
         `The fake streams ${PACE.chunks} content lines ${PACE.tokenDelayMs} ms apart, then the \`done\` line ` +
-        `(${EXPECTED_LINES} lines). foreman: \`--concurrency ${CONCURRENT} --max-queue 100000 --db :memory: --plugins none\`, ` +
+        `(${EXPECTED_LINES} lines). foreman: \`--concurrency ${CONCURRENT} --max-queue 100000 --db :memory:\`, ` +
         "otherwise default. The fake, foreman and the client are three processes; keep-alive connections (undici `Pool`).",
         "",
         `### One stream at a time (${FIDELITY_ROUNDS} rounds, direct and foreman alternating)`,

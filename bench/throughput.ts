@@ -272,7 +272,7 @@ export const throughput: Benchmark = {
         "idle first). " +
         `${ROUNDS} rounds; in each, every server is searched for each request, the order reversing each round.`,
         "",
-        `foreman: \`${FOREMAN_ARGS.join(" ")} --plugins none --log-format json\` (log level info: one line per job, to a file), ` +
+        `foreman: \`${FOREMAN_ARGS.join(" ")} --log-format json\` (log level info: one line per job, to a file), ` +
         `in front of the zero-delay fake Ollama, warmed with ${FOREMAN_WARMUP_JOBS} generate jobs ` +
         `(${FOREMAN_WARMUP_CLIENTS} clients one request after another, not measured; V8 optimises its hot path over about ` +
         "that many, see `latency.md`). " +
