@@ -93,6 +93,8 @@ const series = (rounds: ReadonlyArray<Round>): Series => ({
   addedP99: median(rounds.map((r) => r.foreman.p99 - r.direct.p99))
 })
 
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`
+
 export const latency: Benchmark = {
   name: "latency",
   title: "Added latency: non-streaming /api/generate, one request at a time",
@@ -106,6 +108,8 @@ export const latency: Benchmark = {
     const minimal = new Pool(proxy.url, { connections: 1 })
     try {
       await untilHealthy(foreman.url)
+      // Cold: the first jobs foreman serves after it started (the fake's first requests, direct, before them).
+      const cold = { direct: summary(await block(direct, "generate", PER_ROUND)), foreman: summary(await block(proxied, "generate", PER_ROUND)) }
       // foreman's CPU per job over the warm-up, block by block.
       const warmupCpu: Array<number> = []
       for (let done = 0; done < FOREMAN_WARMUP_JOBS; done += WARMUP_BLOCK) {
@@ -195,6 +199,13 @@ export const latency: Benchmark = {
         `**${millis(minimalAdded.p50)}** at p50 and **${millis(minimalAdded.p99)}** at p99. That much is the second ` +
         "hop on this machine, whatever the proxy does.",
         "",
+        `Cold and warm, in this run (\`npm run bench -- latency\`): foreman's first ${PER_ROUND} generate jobs after it ` +
+        `started answered at p50 ${millis(cold.foreman.p50)} and p99 ${millis(cold.foreman.p99)} ` +
+        `(${ratio(cold.foreman.p50, cold.direct.p50)} and ${ratio(cold.foreman.p99, cold.direct.p99)} the direct ones, ` +
+        `${millis(cold.direct.p50)} and ${millis(cold.direct.p99)}, measured just before them); warm (the table) ` +
+        `${ratio(generate.foreman.p50, generate.direct.p50)} and ${ratio(generate.foreman.p99, generate.direct.p99)}. ` +
+        `Cold is ${ratio(cold.foreman.p50, generate.foreman.p50)} warm at p50 and ${ratio(cold.foreman.p99, generate.foreman.p99)} at p99.`,
+        "",
         `foreman is measured warm: before the rounds it ran ${FOREMAN_WARMUP_JOBS} generate jobs (and ${WARMUP} of each ` +
         `other request; every other server ${WARMUP} per request). Its CPU per job over that warm-up, by blocks of ` +
         `${WARMUP_BLOCK}: ${warmupCpu.map(millis).join(", ")}. V8 goes on optimising the hot path for about that ` +
@@ -236,6 +247,7 @@ export const latency: Benchmark = {
           warmup: WARMUP,
           foremanWarmup: FOREMAN_WARMUP_JOBS,
           foremanWarmupCpuMsPerJob: warmupCpu,
+          cold,
           generate,
           show,
           tags,
