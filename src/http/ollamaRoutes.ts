@@ -7,9 +7,9 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import * as Runtime from "effect/Runtime"
 import { ForemanConfig } from "../Config.ts"
 import { Inventory } from "../inventory/Inventory.ts"
 import type { VersionResponse } from "../ollama/schema.ts"
@@ -44,7 +44,9 @@ export const layer = ForemanRouter.use((router) =>
     const inventory = yield* Inventory
     const target = yield* TargetClient
     const lastVersion = yield* Ref.make(Option.none<VersionResponse>())
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // The refresh after a model-management call is started from the stream's end: a fiber of
+    // this layer's scope, interrupted at shutdown.
+    const runFork = yield* FiberSet.makeRuntime<never>()
 
     const jobRoute = yield* makeJobRoute
     const job = (endpoint: JobEndpoint) =>

@@ -13,7 +13,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, JobConflict, JobNotFound, type ModelNotFound, TargetError, TargetUnreachable } from "../Errors.ts"
@@ -135,10 +134,13 @@ export const make = Effect.gen(function*() {
   const target = yield* TargetClient
   const inventory = yield* Inventory
   const jobs = yield* Jobs
+  // Runners run on the layer's runtime, not forked from the submitting request (a queued
+  // job must not keep that request's objects alive for hours), and belong to the layer's
+  // scope: at shutdown they are interrupted and awaited, their jobs left queued.
   const runners = yield* FiberMap.make<string>()
-  // Runners run on the layer's runtime, not forked from the submitting request: a queued
-  // job must not keep that request's objects alive for hours.
-  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+  const runFork = yield* FiberMap.runtime(runners)<never>()
+  // At shutdown, first stop the queue: a slot freed by what is being stopped goes to no one.
+  yield* Effect.addFinalizer(() => scheduler.close)
   const ended = yield* PubSub.unbounded<string>()
   const ttl = Duration.toMillis(config.jobTtl)
   const report = yield* Report.make
@@ -301,7 +303,12 @@ export const make = Effect.gen(function*() {
         yield* end(job.id, { status: "failed", at, error: message })
         yield* report.finished(info(job), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
       }
-    }).pipe(withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false }))
+    }).pipe(
+      // Interrupted: foreman is shutting down (or the job was cancelled, which ended it first:
+      // then this changes nothing). The job stays queued for the next start.
+      Effect.onInterrupt(() => store.requeue(job.id)),
+      withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false })
+    )
 
   const load = (id: string) =>
     store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
@@ -339,7 +346,7 @@ export const make = Effect.gen(function*() {
           ),
           Effect.ensuring(scheduler.release(id))
         )
-        return FiberMap.set(runners, id, runFork(runner))
+        return Effect.sync(() => runFork(id, runner))
       })
     )
   }

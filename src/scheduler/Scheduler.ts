@@ -121,6 +121,11 @@ export interface SchedulerService {
    * policy may still serve a resident model's job earlier, so it is an estimate.
    */
   readonly position: (id: string) => Effect.Effect<Option.Option<number>>
+  /**
+   * Shutdown: grants no more slots, and interrupts the callers waiting for one (queued async
+   * jobs stay in the store for the next start). Idempotent; also done when the layer closes.
+   */
+  readonly close: Effect.Effect<void>
 }
 
 export class Scheduler extends Context.Tag("foreman/Scheduler")<Scheduler, SchedulerService>() {}
@@ -143,6 +148,8 @@ export const make = (policy: Policy) =>
     const keepAlive = Duration.toMillis(assumedKeepAlive)
     const state: State = { waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 }
     let seq = 0
+    /** Shut down: no more grants. */
+    let closed = false
     /**
      * Since when the target has been serving. Waiting while it slept is not starvation:
      * max-wait aging counts from the later of a job's arrival and the target's last wake,
@@ -251,7 +258,7 @@ export const make = (policy: Policy) =>
     const dispatch: Effect.Effect<void> = Effect.flatMap(
       Effect.zip(psResidency, Clock.currentTimeMillis),
       ([target, now]) => {
-        if (!target.reachable || state.waiting.length === 0) return Effect.void
+        if (closed || !target.reachable || state.waiting.length === 0) return Effect.void
         const after: Array<Effect.Effect<void>> = []
         while (state.running.size < config.concurrency && state.waiting.length > 0) {
           const running = Array.from(state.running.values(), (t) => t.model)
@@ -339,13 +346,24 @@ export const make = (policy: Policy) =>
         return Option.some(ahead + 1)
       })
 
+    const close = Effect.sync(() => {
+      if (closed) return
+      closed = true
+      // Each caller's own scope then takes its ticket out of the queue.
+      for (const entry of state.waiting) {
+        if (entry.granted !== undefined) Deferred.unsafeDone(entry.granted, Exit.interrupt(FiberId.none))
+      }
+    })
+    yield* Effect.addFinalizer(() => close)
+
     return Scheduler.of({
       ticket,
       acquire,
       enqueue: (ticket, onGrant) => enqueue({ ticket, onGrant, caller: false }, false).pipe(Effect.orDie),
       release: leave,
       stats,
-      position
+      position,
+      close
     })
   })
 
