@@ -20,12 +20,12 @@ import { ForemanConfig } from "../Config.ts"
 import { describeCause, ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { missingModelError } from "../ollama/errors.ts"
 import { type Ending, guard, readAll } from "../streams/streams.ts"
-import { Inventory } from "../inventory/Inventory.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import type { JobInfo } from "../events/Events.ts"
 import * as ModelName from "../ollama/ModelName.ts"
-import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
+import { Targets } from "../target/Target.ts"
+import type { JobEndpoint } from "../target/TargetClient.ts"
 import * as Report from "./report.ts"
 import { withSpan } from "../tracing.ts"
 
@@ -111,9 +111,8 @@ export const shutdownMessage = "foreman is shutting down"
 
 export const make = Effect.gen(function*() {
   const config = yield* ForemanConfig
-  const inventory = yield* Inventory
   const scheduler = yield* Scheduler
-  const target = yield* TargetClient
+  const targets = yield* Targets
   const report = yield* Report.make
   /**
    * One fiber per answer still streaming to its caller, in the layer's scope: it frees the
@@ -136,11 +135,13 @@ export const make = Effect.gen(function*() {
         const scope = yield* Scope.make()
         const exit = yield* restore(
           Effect.gen(function*() {
-            yield* Scope.extend(scheduler.acquire(ticket, deadline - (yield* Clock.currentTimeMillis)), scope)
+            const target = yield* Scope.extend(scheduler.acquire(ticket, deadline - (yield* Clock.currentTimeMillis)), scope)
+            const { inventory } = target
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
             const startBounded = spec.streams !== false || spec.kind === "/api/embed" || spec.kind === "/api/embeddings"
-            return yield* target.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
+            return yield* target.client.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
+              Effect.map((upstream) => ({ upstream, target })),
               inventory.checkClosed,
               Effect.tapError((error) =>
                 error._tag === "TargetUnreachable"
@@ -156,7 +157,7 @@ export const make = Effect.gen(function*() {
           yield* Scope.close(scope, exit)
           return yield* Effect.failCause(exit.cause)
         }
-        return { upstream: exit.value, scope }
+        return { ...exit.value, scope }
       })
     )
 
@@ -191,7 +192,7 @@ export const make = Effect.gen(function*() {
           if (error._tag === "TargetError" && error.fault === "closed") closes++
         }))
       )
-      const { scope, upstream } = yield* tryOnce.pipe(
+      const { scope, target, upstream } = yield* tryOnce.pipe(
         // Back to its place (same ticket): dispatch waits for the target, not the job.
         Effect.retry({
           schedule: unreachableSchedule,
@@ -207,6 +208,7 @@ export const make = Effect.gen(function*() {
         Effect.tapError((error) => finish(statusOf(error), undefined, error.message)),
         Effect.onInterrupt(() => finish("cancelled", undefined, "caller went away while queued"))
       )
+      const { inventory } = target
       const startedAt = yield* Clock.currentTimeMillis
       yield* report.started(info, startedAt, startedAt - ticket.enqueuedAt)
       const ndjson = upstream.contentType?.includes("ndjson") === true
@@ -278,7 +280,7 @@ export const make = Effect.gen(function*() {
       const key = Option.getOrElse(ModelName.keyOf(local.name), () => spec.model.toLowerCase())
       // Cloud models are served by ollama.com through the target; only the target knows them.
       if (local.source === "cloud") return key
-      const found = yield* inventory.lookup(key)
+      const found = yield* targets.lookup(key)
       if (found === "missing") {
         const error = missingModelError(spec.kind, spec.model)
         yield* Effect.logInfo("job rejected").pipe(
