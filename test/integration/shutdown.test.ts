@@ -1,6 +1,6 @@
 /**
  * A clean shutdown: SIGTERM to the real command line with a streamed answer in flight and an
- * async job queued behind it. The process exits, the stream ends with Ollama's error line,
+ * async job queued behind it (or running, with a caller queued behind it). The process exits, the stream ends with Ollama's error line,
  * and the async job is still `queued` in the store for the next process, which runs it.
  */
 import { once } from "node:events"
@@ -10,7 +10,7 @@ import { join } from "node:path"
 import type { ChildProcess } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { type BadTarget, startBadTarget } from "../support/BadTarget.ts"
-import { startProcess, stopProcess } from "../support/process.ts"
+import { runtimes, startCommand, startProcess, stopProcess } from "../support/process.ts"
 
 describe("shutdown", () => {
   let target: BadTarget
@@ -31,7 +31,8 @@ describe("shutdown", () => {
   it("SIGTERM ends a stream in flight with an error line, exits, and leaves a queued async job queued", async () => {
     const db = join(dir, "jobs.db")
     const args = ["--target", target.url, "--port", "0", "--db", db, "--plugins", "none", "--log-format", "json", "--poll-interval", "200ms"]
-    const first = await startProcess("node", args)
+    // Through the command's entry, as `npx foreman-effect` starts it: the signal must reach foreman.
+    const first = await startCommand(runtimes.node.command, ["bin/foreman-effect.js", ...args])
     children.push(first.child)
 
     // A streamed generation: its first line arrives, then the target says nothing more.
@@ -117,7 +118,9 @@ describe("shutdown", () => {
       method: "POST",
       body: JSON.stringify({ model: "llama3.2", messages: [{ role: "user", content: "waiting" }] })
     })
-    await vi.waitFor(async () => expect((await (await fetch(`${first.url}/foreman/health`)).json()).queueDepth).toBe(1))
+    await vi.waitFor(async () => expect((await (await fetch(`${first.url}/foreman/health`)).json()).queueDepth).toBe(1), {
+      timeout: 15_000
+    })
 
     const exited = once(first.child, "exit")
     first.child.kill("SIGTERM")
