@@ -87,7 +87,7 @@ export interface QueueStats {
   readonly running: number
   /** Dispatched jobs whose model was not resident: the model loads foreman caused. */
   readonly swaps: number
-  /** Model keys the scheduler takes as resident now (`/api/ps` plus its own last runs). */
+  /** Model keys the scheduler takes as resident now (`/api/ps` plus its own last runs), on any target. */
   readonly resident: ReadonlyArray<string>
   readonly byModel: Readonly<Record<string, WaitingGroup>>
   readonly byPriority: Readonly<Record<Priority, WaitingGroup>>
