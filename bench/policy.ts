@@ -11,7 +11,7 @@
  */
 import { Deferred, Duration, Effect, Layer, Logger, LogLevel, Option, Queue } from "effect"
 import { ForemanConfig } from "../src/Config.ts"
-import * as Inventory from "../src/inventory/Inventory.ts"
+import * as Target from "../src/target/Target.ts"
 import { Events } from "../src/events/Events.ts"
 import { type Priority, swapAware, type Waiting } from "../src/scheduler/policy.ts"
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
@@ -130,8 +130,7 @@ const schedulerRounds = (n: number, rounds: number, handovers: number, seed: num
       const target = yield* TestTarget.make(MODELS.map(String))
       const context = yield* Layer.build(
         Scheduler.layer.pipe(
-          Layer.provideMerge(Inventory.layer),
-          Layer.provide(target.layer),
+          Layer.provideMerge(Target.fromClients([target.client])),
           Layer.provideMerge(Events.layer),
           Layer.provide(ForemanConfig.make({
             pollInterval: Duration.hours(1),
@@ -142,7 +141,7 @@ const schedulerRounds = (n: number, rounds: number, handovers: number, seed: num
           }))
         )
       )
-      const inventory = yield* Effect.provide(Inventory.Inventory, context)
+      const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
       const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
       yield* inventory.poll
       const random = seededRandom(seed)

@@ -16,7 +16,6 @@ import { ForemanConfig } from "./Config.ts"
 import * as ForemanApi from "./http/api/ForemanApiLive.ts"
 import * as OllamaRoutes from "./http/ollamaRoutes.ts"
 import * as Server from "./http/server.ts"
-import * as Inventory from "./inventory/Inventory.ts"
 import { Events } from "./events/Events.ts"
 import * as Poller from "./inventory/Poller.ts"
 import * as AsyncJobs from "./jobs/AsyncJobs.ts"
@@ -25,7 +24,7 @@ import * as SqlJobStore from "./jobs/SqlJobStore.ts"
 import * as ProcessLock from "./jobs/sqlite/ProcessLock.ts"
 import * as SqliteClient from "./jobs/sqlite/SqliteClient.ts"
 import * as Scheduler from "./scheduler/Scheduler.ts"
-import * as TargetClient from "./target/TargetClient.ts"
+import * as Target from "./target/Target.ts"
 
 /**
  * The job store on SQLite (`--db`; `:memory:` for a throwaway one), held by this process
@@ -40,14 +39,14 @@ export const StoreLive = Layer.unwrapEffect(
 )
 
 /**
- * The services: target client, inventory and its poller, scheduler, jobs, async jobs and
- * their store, and the event hub plugins follow.
+ * The services: the targets (each with its client, inventory and poller; the primary one's
+ * client and inventory also as `TargetClient` and `Inventory`), scheduler, jobs, async jobs
+ * and their store, and the event hub plugins follow.
  */
 export const ServicesLive = AsyncJobs.layer.pipe(
   Layer.provideMerge(Layer.mergeAll(Jobs.layer, Poller.layer, StoreLive)),
-  Layer.provideMerge(Scheduler.layer),
-  Layer.provideMerge(Inventory.layer),
-  Layer.provideMerge(TargetClient.layer),
+  Layer.provideMerge(Layer.merge(Scheduler.layer, Target.primaryLayer)),
+  Layer.provideMerge(Target.layer),
   Layer.provideMerge(Events.layer)
 )
 
@@ -62,9 +61,9 @@ export const HttpLive = <E, R>(plugins: Layer.Layer<never, E, R>) =>
 
 const logListening = Layer.effectDiscard(
   Effect.gen(function*() {
-    const config = yield* ForemanConfig
+    const { all } = yield* Target.Targets
     yield* HttpServer.addressFormattedWith((address) =>
-      Effect.logInfo("foreman listening").pipe(Effect.annotateLogs({ url: address, target: config.target }))
+      Effect.logInfo("foreman listening").pipe(Effect.annotateLogs({ url: address, target: all.map((t) => t.url).join(",") }))
     )
   })
 )

@@ -34,8 +34,18 @@ export { Jobs, type JobSpec, type Started } from "./jobs/Jobs.ts"
 export { JobStore, type JobRecord, type JobStatus } from "./jobs/JobStore.ts"
 export { Events, type ForemanEvent, type JobInfo } from "./events/Events.ts"
 export * as Plugin from "./plugin/Plugin.ts"
-export { type Policy, type PolicyInput, type Priority, priorities, type Waiting } from "./scheduler/policy.ts"
+export {
+  type Placement,
+  type PlacementInput,
+  type Policy,
+  type PolicyInput,
+  type Priority,
+  priorities,
+  type TargetState,
+  type Waiting
+} from "./scheduler/policy.ts"
 export { Scheduler } from "./scheduler/Scheduler.ts"
 export * as ModelName from "./ollama/ModelName.ts"
 export type { PsModel, TagModel } from "./ollama/schema.ts"
 export { type JobEndpoint, TargetClient, type Upstream } from "./target/TargetClient.ts"
+export { type Residency as TargetResidency, type Slots, type Target, Targets, type TargetsService } from "./target/Target.ts"

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Layer, Option, Ref, Schedule, Stream, TestClock } from "effect"
 import { ForemanConfig } from "../src/Config.ts"
 import * as Inventory from "../src/inventory/Inventory.ts"
+import * as Target from "../src/target/Target.ts"
 import { type InventoryState, isDegraded } from "../src/inventory/Inventory.ts"
 import * as Poller from "../src/inventory/Poller.ts"
 import { Events } from "../src/events/Events.ts"
@@ -14,13 +15,12 @@ const setup = Effect.gen(function*() {
   const target = yield* TestTarget.make(["llama3.2:latest", "all-minilm:latest"])
   const context = yield* Layer.build(
     Poller.layer.pipe(
-      Layer.provideMerge(Inventory.layer),
-      Layer.provide(target.layer),
+      Layer.provideMerge(Target.fromClients([target.client])),
       Layer.provide(Events.layer),
       Layer.provide(ForemanConfig.make({ pollInterval: interval }))
     )
   )
-  const inventory = yield* Effect.provide(Inventory.Inventory, context)
+  const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
   return { target, inventory }
 })
 

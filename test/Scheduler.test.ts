@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } from "effect"
 import { ForemanConfig, type ForemanSettings } from "../src/Config.ts"
-import * as Inventory from "../src/inventory/Inventory.ts"
+import * as Target from "../src/target/Target.ts"
 import { Events } from "../src/events/Events.ts"
 import type { Priority } from "../src/scheduler/policy.ts"
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
@@ -30,13 +30,12 @@ const setup = (settings: Partial<ForemanSettings>) =>
     const target = yield* TestTarget.make(["a:latest", "b:latest", "c:latest"])
     const context = yield* Layer.build(
       Scheduler.layer.pipe(
-        Layer.provideMerge(Inventory.layer),
-        Layer.provide(target.layer),
+        Layer.provideMerge(Target.fromClients([target.client])),
         Layer.provideMerge(Events.layer),
         Layer.provide(ForemanConfig.make({ pollInterval: Duration.hours(1), ...settings }))
       )
     )
-    const inventory = yield* Effect.provide(Inventory.Inventory, context)
+    const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
     const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
     yield* inventory.poll
     const started = yield* Ref.make<ReadonlyArray<{ model: string; at: number; id: string }>>([])
@@ -165,7 +164,7 @@ describe("Scheduler", () => {
       yield* job(A, "interactive", "10 seconds") // running
       for (let i = 0; i < 3; i++) {
         const stored = yield* scheduler.ticket(B, "batch")
-        yield* scheduler.enqueue(stored, Effect.void)
+        yield* scheduler.enqueue(stored, () => Effect.void)
       }
       // A stored job's retry waits without counting either.
       yield* scheduler.ticket(B, "batch").pipe(
@@ -248,8 +247,8 @@ describe("Scheduler", () => {
       const b = yield* scheduler.ticket(B, "batch")
       const c = yield* scheduler.ticket(A, "batch")
       // Never refused for a full queue (--max-queue 1): the job was accepted when stored.
-      yield* scheduler.enqueue(b, grant(b.id))
-      yield* scheduler.enqueue(c, grant(c.id))
+      yield* scheduler.enqueue(b, () => grant(b.id))
+      yield* scheduler.enqueue(c, () => grant(c.id))
       expect(yield* scheduler.stats).toMatchObject({ waiting: 2, running: 1 })
       expect(yield* scheduler.release(c.id)).toBe("queued")
       expect(yield* scheduler.release(c.id)).toBe("none")

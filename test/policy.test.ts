@@ -3,12 +3,14 @@ import { Clock, Effect, FastCheck as fc, TestClock } from "effect"
 import {
   fifo,
   isSwap,
+  place,
   type Policy,
   type PolicyInput,
   priorities,
   type Priority,
   residentModels,
   swapAware,
+  type TargetState,
   type Waiting
 } from "../src/scheduler/policy.ts"
 
@@ -33,6 +35,17 @@ const input = (overrides: Partial<PolicyInput>): PolicyInput => ({
 })
 
 const pickId = (policy: Policy, overrides: Partial<PolicyInput>) => policy(input(overrides))?.id
+
+/** One target's state for `place`. */
+const target = (overrides: Partial<TargetState> = {}): TargetState => ({
+  reachable: true,
+  running: [],
+  resident: [],
+  freeSlots: 1,
+  maxWait: 60_000,
+  maxLoaded: 1,
+  ...overrides
+})
 
 /** ADR-0009 written as literally as possible (sorts, sets, finds): the oracle for swapAware. */
 const reference: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident, running, waiting }) => {
@@ -361,6 +374,15 @@ describe("swapAware: properties", () => {
     }
   }, { fastCheck: { numRuns: 2_000, seed: 20261122 } })
 
+  it.prop("one target: the same pick as the policy for that target, on it", { input: inputArb }, ({ input }) => {
+    const { maxLoaded, maxWait, now, resident, running, waiting } = input
+    const state = target({ resident, running, freeSlots: input.freeSlots, maxWait, maxLoaded })
+    const picked = swapAware(input)
+    expect(place(swapAware)({ waiting, targets: [state], now })).toEqual(
+      picked === undefined ? undefined : { job: picked, target: 0 }
+    )
+  }, { fastCheck: { numRuns: 500, seed: 20261123 } })
+
   const duration = 1_000
   const arrivalsArb = fc.array(
     fc.record({
@@ -403,5 +425,17 @@ describe("swapAware: the point of it", () => {
     expect(aware.swaps).toBeLessThanOrEqual(3)
     expect(naive.swaps).toBe(30)
     expect(aware.starts.size).toBe(30)
+  })
+})
+
+describe("place: the queue over the targets' states", () => {
+  it("a target not reachable, or with no free slot, gets nothing; the next one is offered the queue", () => {
+    const waiting = [job(1, "A"), job(2, "B")]
+    expect(place(swapAware)({ waiting, targets: [target({ reachable: false })], now: 0 })).toBeUndefined()
+    expect(place(swapAware)({ waiting, targets: [target({ freeSlots: 0 }), target({ reachable: false })], now: 0 }))
+      .toBeUndefined()
+    expect(place(swapAware)({ waiting, targets: [target({ reachable: false }), target({ resident: ["B"] })], now: 0 }))
+      .toEqual({ job: waiting[1], target: 1 })
+    expect(place(swapAware)({ waiting, targets: [], now: 0 })).toBeUndefined()
   })
 })

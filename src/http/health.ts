@@ -2,11 +2,11 @@
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { Inventory, isDegraded } from "../inventory/Inventory.ts"
+import { isDegraded } from "../inventory/Inventory.ts"
 import { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import { Scheduler } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../ollama/ModelName.ts"
-import { TargetClient } from "../target/TargetClient.ts"
+import { Targets } from "../target/Target.ts"
 
 /** A model key in Ollama's display form (`llama3.2:latest`). */
 const display = (key: string) => Option.match(ModelName.parse(key), { onNone: () => key, onSome: ModelName.display })
@@ -14,8 +14,9 @@ const display = (key: string) => Option.match(ModelName.parse(key), { onNone: ()
 const iso = Option.match({ onNone: () => null, onSome: (at: DateTime.Utc) => DateTime.formatIso(at) })
 
 export const health = Effect.gen(function*() {
-  const target = yield* TargetClient
-  const state = yield* (yield* Inventory).get
+  // One target today: its health is foreman's (per-target health comes with several).
+  const { primary: target } = yield* Targets
+  const state = yield* target.inventory.get
   const queue = yield* (yield* Scheduler).stats
   const jobs = yield* (yield* AsyncJobs).counts
   return {

@@ -1,19 +1,19 @@
 /**
  * The Ollama surface (ADR-0003): the same paths, bodies, streaming and errors as Ollama.
- * Inference routes become jobs; `/api/tags` and `/api/ps` answer from the inventory cache
+ * Inference routes become jobs; `/api/tags` and `/api/ps` answer from the (primary) target's inventory cache
  * (so they work while the target sleeps); `/api/show` and model management are passed
  * through, and model management is followed by an inventory refresh.
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import * as Runtime from "effect/Runtime"
 import { ForemanConfig } from "../Config.ts"
-import { Inventory } from "../inventory/Inventory.ts"
 import type { VersionResponse } from "../ollama/schema.ts"
-import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
+import { Targets } from "../target/Target.ts"
+import type { JobEndpoint } from "../target/TargetClient.ts"
 import { readBody } from "./body.ts"
 import { makeJobRoute, streamed } from "./jobRoute.ts"
 import { decodeJobRequest } from "../ollama/request.ts"
@@ -41,10 +41,13 @@ const modelsJson = (models: ReadonlyArray<unknown>) => {
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
-    const inventory = yield* Inventory
-    const target = yield* TargetClient
+    // One target today: what is not a job (the cache, pass-through calls) is the primary's.
+    const { primary } = yield* Targets
+    const { client: target, inventory } = primary
     const lastVersion = yield* Ref.make(Option.none<VersionResponse>())
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // The refresh after a model-management call is started from the stream's end: a fiber of
+    // this layer's scope, interrupted at shutdown.
+    const runFork = yield* FiberSet.makeRuntime<never>()
 
     const jobRoute = yield* makeJobRoute
     const job = (endpoint: JobEndpoint) =>

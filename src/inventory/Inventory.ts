@@ -11,7 +11,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberHandle from "effect/FiberHandle"
 import * as FiberSet from "effect/FiberSet"
-import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -23,7 +22,7 @@ import { Events } from "../events/Events.ts"
 import { type TargetError, TargetUnreachable } from "../Errors.ts"
 import * as ModelName from "../ollama/ModelName.ts"
 import type { PsModel, TagModel } from "../ollama/schema.ts"
-import { TargetClient } from "../target/TargetClient.ts"
+import type { TargetClientService } from "../target/TargetClient.ts"
 import { withSpan } from "../tracing.ts"
 
 export interface InventoryState {
@@ -140,9 +139,9 @@ export const firstProbe = Duration.millis(500)
 export const probeSchedule = (interval: Duration.Duration) =>
   Schedule.exponential(firstProbe).pipe(Schedule.union(Schedule.spaced(interval)), Schedule.jittered)
 
-export const make = Effect.gen(function*() {
+/** The inventory of one target, polled through its client; its background fibers live in the scope. */
+export const make = (target: TargetClientService) => Effect.gen(function*() {
   const { pollInterval } = yield* ForemanConfig
-  const target = yield* TargetClient
   const events = yield* Events
   const ref = yield* SubscriptionRef.make(initialState)
   const background = yield* FiberSet.make()
@@ -300,5 +299,3 @@ export const make = Effect.gen(function*() {
     lookup
   })
 })
-
-export const layer = Layer.scoped(Inventory, make)

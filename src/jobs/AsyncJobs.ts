@@ -13,18 +13,17 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, JobConflict, JobNotFound, type ModelNotFound, TargetError, TargetUnreachable } from "../Errors.ts"
-import { Inventory } from "../inventory/Inventory.ts"
 import * as Json from "../Json.ts"
 import * as Either from "effect/Either"
 import type { JobInfo } from "../events/Events.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../ollama/ModelName.ts"
-import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
+import type { Target } from "../target/Target.ts"
+import type { JobEndpoint } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
 import { readAll } from "../streams/streams.ts"
 import { Jobs, maxAnswerBytes, retrySchedule, unreachableSchedule } from "./Jobs.ts"
@@ -132,13 +131,14 @@ export const make = Effect.gen(function*() {
   const config = yield* ForemanConfig
   const store = yield* JobStore
   const scheduler = yield* Scheduler
-  const target = yield* TargetClient
-  const inventory = yield* Inventory
   const jobs = yield* Jobs
+  // Runners run on the layer's runtime, not forked from the submitting request (a queued
+  // job must not keep that request's objects alive for hours), and belong to the layer's
+  // scope: at shutdown they are interrupted and awaited, their jobs left queued.
   const runners = yield* FiberMap.make<string>()
-  // Runners run on the layer's runtime, not forked from the submitting request: a queued
-  // job must not keep that request's objects alive for hours.
-  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+  const runFork = yield* FiberMap.runtime(runners)<never>()
+  // At shutdown, first stop the queue: a slot freed by what is being stopped goes to no one.
+  yield* Effect.addFinalizer(() => scheduler.close)
   const ended = yield* PubSub.unbounded<string>()
   const ttl = Duration.toMillis(config.jobTtl)
   const report = yield* Report.make
@@ -169,15 +169,20 @@ export const make = Effect.gen(function*() {
    * when it was stored, so --max-queue (back-pressure for callers holding a connection)
    * never refuses it: its ticket goes in marked as a retry.
    */
-  const attempt = (job: JobRecord, ticket: Ticket, progress: Progress, slot: { granted: boolean }) =>
+  const attempt = (job: JobRecord, ticket: Ticket, progress: Progress, slot: { granted: Target | undefined }) =>
     Effect.scoped(
       Effect.gen(function*() {
-        if (slot.granted) {
-          slot.granted = false
+        let target: Target
+        if (slot.granted !== undefined) {
+          target = slot.granted
+          slot.granted = undefined
           yield* Effect.addFinalizer(() => scheduler.release(job.id))
         } else {
-          yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }, undefined, { caller: false }).pipe(Effect.orDie)
+          target = yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }, undefined, { caller: false }).pipe(
+            Effect.orDie
+          )
         }
+        const { inventory } = target
         yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
         // Generate and chat are asked for the stream and folded (see fold.ts): with
         // `stream: false` the target would say nothing until the whole answer is done.
@@ -185,7 +190,7 @@ export const make = Effect.gen(function*() {
         const request = folds ? JSON.parse(job.body) as Record<string, unknown> : undefined
         const body = request === undefined ? encoder.encode(job.body) : encoder.encode(Json.encode({ ...request, stream: true }))
         const startBounded = folds || /\/embed(dings)?$/.test(job.endpoint)
-        const upstream = yield* target.job(job.endpoint, body, undefined, { startBounded }).pipe(
+        const upstream = yield* target.client.job(job.endpoint, body, undefined, { startBounded }).pipe(
           // No time limit was given (async jobs wait as long as their TTL allows).
           Effect.catchTag("RequestTimeout", Effect.die),
           inventory.checkClosed,
@@ -255,9 +260,9 @@ export const make = Effect.gen(function*() {
    * Runs a job granted a slot to its end: retried on the backoff schedule while it can be,
    * expired past its TTL.
    */
-  const run = (job: JobRecord, ticket: Ticket) =>
+  const run = (job: JobRecord, ticket: Ticket, target: Target) =>
     Effect.gen(function*() {
-      const slot = { granted: true }
+      const slot: { granted: Target | undefined } = { granted: target }
       const now = yield* Clock.currentTimeMillis
       // Failures the target caused count against --max-attempts; an unreachable target
       // does not (the job never reached it).
@@ -301,7 +306,12 @@ export const make = Effect.gen(function*() {
         yield* end(job.id, { status: "failed", at, error: message })
         yield* report.finished(info(job), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
       }
-    }).pipe(withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false }))
+    }).pipe(
+      // Interrupted: foreman is shutting down (or the job was cancelled, which ended it first:
+      // then this changes nothing). The job stays queued for the next start.
+      Effect.onInterrupt(() => store.requeue(job.id)),
+      withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false })
+    )
 
   const load = (id: string) =>
     store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
@@ -330,16 +340,16 @@ export const make = Effect.gen(function*() {
     queued.set(id, ticket.enqueuedAt + ttl)
     return scheduler.enqueue(
       { ...ticket, attempts: ticket.attempts + 1 },
-      Effect.suspend(() => {
+      (target) => Effect.suspend(() => {
         queued.delete(id)
         const runner = store.get(id).pipe(
           Effect.flatMap((stored) =>
             // Cancelled between the grant and now: nothing to run.
-            Option.isSome(stored) && !finished(stored.value.status) ? run(stored.value, ticket) : Effect.void
+            Option.isSome(stored) && !finished(stored.value.status) ? run(stored.value, ticket, target) : Effect.void
           ),
           Effect.ensuring(scheduler.release(id))
         )
-        return FiberMap.set(runners, id, runFork(runner))
+        return Effect.sync(() => runFork(id, runner))
       })
     )
   }

@@ -5,25 +5,27 @@
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
 import { missingModelError } from "../ollama/errors.ts"
-import { guard, readAll } from "../streams/streams.ts"
-import { Inventory } from "../inventory/Inventory.ts"
+import { type Ending, guard, readAll } from "../streams/streams.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import type { JobInfo } from "../events/Events.ts"
 import * as ModelName from "../ollama/ModelName.ts"
-import { type JobEndpoint, TargetClient } from "../target/TargetClient.ts"
+import { Targets } from "../target/Target.ts"
+import type { JobEndpoint } from "../target/TargetClient.ts"
 import * as Report from "./report.ts"
 import { withSpan } from "../tracing.ts"
 
@@ -104,13 +106,24 @@ const encoder = new TextEncoder()
 const errorLine = (message: string) => encoder.encode(JSON.stringify({ error: message }) + "\n")
 const empty = new Uint8Array(0)
 
+/** What a caller whose answer is cut short by foreman's own shutdown reads. */
+export const shutdownMessage = "foreman is shutting down"
+
 export const make = Effect.gen(function*() {
   const config = yield* ForemanConfig
-  const inventory = yield* Inventory
   const scheduler = yield* Scheduler
-  const target = yield* TargetClient
+  const targets = yield* Targets
   const report = yield* Report.make
-  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+  /**
+   * One fiber per answer still streaming to its caller, in the layer's scope: it frees the
+   * slot and reports the job when the stream ends. At shutdown it is interrupted: it cuts
+   * the stream short (the caller reads Ollama's error line and the response ends) and is
+   * awaited, so no stream outlives foreman.
+   */
+  const streaming = yield* FiberSet.make()
+  const runStreaming = yield* FiberSet.runtime(streaming)<never>()
+  // At shutdown, first stop the queue: a slot freed by what is being stopped goes to no one.
+  yield* Effect.addFinalizer(() => scheduler.close)
 
   /**
    * One attempt: wait for a slot, then call the target, both by `deadline`. On success the
@@ -122,11 +135,13 @@ export const make = Effect.gen(function*() {
         const scope = yield* Scope.make()
         const exit = yield* restore(
           Effect.gen(function*() {
-            yield* Scope.extend(scheduler.acquire(ticket, deadline - (yield* Clock.currentTimeMillis)), scope)
+            const target = yield* Scope.extend(scheduler.acquire(ticket, deadline - (yield* Clock.currentTimeMillis)), scope)
+            const { inventory } = target
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
             const startBounded = spec.streams !== false || spec.kind === "/api/embed" || spec.kind === "/api/embeddings"
-            return yield* target.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
+            return yield* target.client.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
+              Effect.map((upstream) => ({ upstream, target })),
               inventory.checkClosed,
               Effect.tapError((error) =>
                 error._tag === "TargetUnreachable"
@@ -142,7 +157,7 @@ export const make = Effect.gen(function*() {
           yield* Scope.close(scope, exit)
           return yield* Effect.failCause(exit.cause)
         }
-        return { upstream: exit.value, scope }
+        return { ...exit.value, scope }
       })
     )
 
@@ -177,7 +192,7 @@ export const make = Effect.gen(function*() {
           if (error._tag === "TargetError" && error.fault === "closed") closes++
         }))
       )
-      const { scope, upstream } = yield* tryOnce.pipe(
+      const { scope, target, upstream } = yield* tryOnce.pipe(
         // Back to its place (same ticket): dispatch waits for the target, not the job.
         Effect.retry({
           schedule: unreachableSchedule,
@@ -193,6 +208,7 @@ export const make = Effect.gen(function*() {
         Effect.tapError((error) => finish(statusOf(error), undefined, error.message)),
         Effect.onInterrupt(() => finish("cancelled", undefined, "caller went away while queued"))
       )
+      const { inventory } = target
       const startedAt = yield* Clock.currentTimeMillis
       yield* report.started(info, startedAt, startedAt - ticket.enqueuedAt)
       const ndjson = upstream.contentType?.includes("ndjson") === true
@@ -222,20 +238,37 @@ export const make = Effect.gen(function*() {
         yield* finish(upstream.status, startedAt)
         return { status: upstream.status, contentType: upstream.contentType, body: read.right } satisfies Started
       }
+      const ended = Deferred.unsafeMake<Ending>(FiberId.none)
       const body = guard(upstream.body, {
         // Ollama's convention; an SSE stream (OpenAI's) just ends without `[DONE]`.
         lastWords: ndjson ? errorLine : () => empty,
-        onEnd: (ending) =>
-          runFork(
-            Scope.close(scope, Exit.void).pipe(Effect.zipRight(
-              ending._tag === "Done"
-                ? Effect.zipRight(upstream.status < 300 ? inventory.reportServed : Effect.void, finish(upstream.status, startedAt))
-                : ending._tag === "Failed"
-                ? Effect.zipRight(inventory.reportFault(ending.message), finish("failed", startedAt, ending.message))
-                : finish("cancelled", startedAt, "caller went away")
-            ))
-          )
+        onEnd: (ending) => Deferred.unsafeDone(ended, Exit.succeed(ending))
       })
+      const settle = (ending: Ending, shutdown: boolean) =>
+        Scope.close(scope, Exit.void).pipe(Effect.zipRight(
+          shutdown && ending._tag === "Failed"
+            ? finish("failed", startedAt, shutdownMessage)
+            : ending._tag === "Done"
+            ? Effect.zipRight(upstream.status < 300 ? inventory.reportServed : Effect.void, finish(upstream.status, startedAt))
+            : ending._tag === "Failed"
+            ? Effect.zipRight(inventory.reportFault(ending.message), finish("failed", startedAt, ending.message))
+            : finish("cancelled", startedAt, "caller went away")
+        ))
+      runStreaming(Effect.uninterruptibleMask((restore) =>
+        restore(Deferred.await(ended)).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) =>
+            Exit.isSuccess(exit)
+              ? settle(exit.value, false)
+              // Shutdown: the stream is cut short (its `error` event comes on the next tick),
+              // then settled like any other ending.
+              : Effect.sync(() => upstream.body.destroy(new Error(shutdownMessage))).pipe(
+                Effect.zipRight(Deferred.await(ended)),
+                Effect.flatMap((ending) => settle(ending, true))
+              )
+          )
+        )
+      ))
       return { status: upstream.status, contentType: upstream.contentType, body } satisfies Started
     }).pipe(withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model }, captureStackTrace: false }))
 
@@ -247,7 +280,7 @@ export const make = Effect.gen(function*() {
       const key = Option.getOrElse(ModelName.keyOf(local.name), () => spec.model.toLowerCase())
       // Cloud models are served by ollama.com through the target; only the target knows them.
       if (local.source === "cloud") return key
-      const found = yield* inventory.lookup(key)
+      const found = yield* targets.lookup(key)
       if (found === "missing") {
         const error = missingModelError(spec.kind, spec.model)
         yield* Effect.logInfo("job rejected").pipe(
@@ -264,4 +297,4 @@ export const make = Effect.gen(function*() {
 const statusOf = (error: JobError): number =>
   error._tag === "ModelNotFound" ? 404 : error._tag === "TargetError" ? error.status : 503
 
-export const layer = Layer.effect(Jobs, make)
+export const layer = Layer.scoped(Jobs, make)

@@ -17,12 +17,14 @@ import type { AsyncJobs } from "../jobs/AsyncJobs.ts"
 import type { Jobs } from "../jobs/Jobs.ts"
 import type { JobStore } from "../jobs/JobStore.ts"
 import type { Scheduler } from "../scheduler/Scheduler.ts"
+import type { Targets } from "../target/Target.ts"
 import type { TargetClient } from "../target/TargetClient.ts"
 import type { Events } from "../events/Events.ts"
 
 /** The services a plugin's layer may require: everything foreman itself runs on. */
 export type PluginServices =
   | ForemanConfig
+  | Targets
   | TargetClient
   | Inventory
   | Scheduler

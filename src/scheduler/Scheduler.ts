@@ -1,7 +1,7 @@
 /**
- * The queue in front of the target. Jobs wait here for one of `concurrency` slots, granted
- * in the order the policy decides (ADR-0009) and only while the target is not known to be
- * asleep (ADR-0002). Dispatch runs in whichever fiber changed what it depends on (a job
+ * The queue in front of the targets. Jobs wait here for a slot on a target (each has
+ * `concurrency` of them), granted in the order the policy decides (ADR-0009) and only while
+ * that target is not known to be asleep (ADR-0002). Dispatch runs in whichever fiber changed what it depends on (a job
  * arriving, a slot freed, the target's state): each grant is one atomic step on the
  * state, so no dispatcher fiber, and no hand-over, stands between a job and a free slot. The caller keeps running its own
  * job: a slot is a scoped lease, so whoever holds it (a sync request's fiber, an async
@@ -24,9 +24,21 @@ import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../events/Metrics.ts"
 import { Events } from "../events/Events.ts"
 import { QueueFull, RequestTimeout } from "../Errors.ts"
-import { Inventory, type InventoryState } from "../inventory/Inventory.ts"
+import type { InventoryState } from "../inventory/Inventory.ts"
 import * as ModelName from "../ollama/ModelName.ts"
-import { isSwap, type Policy, type Priority, priorities, type Residency, residentModels, swapAware, type Waiting } from "./policy.ts"
+import { type Target, Targets } from "../target/Target.ts"
+import {
+  isSwap,
+  place,
+  type Policy,
+  type Priority,
+  priorities,
+  type Residency,
+  residentModels,
+  swapAware,
+  type TargetState,
+  type Waiting
+} from "./policy.ts"
 
 /** A job's place in the queue. */
 export type Ticket = Waiting
@@ -44,22 +56,23 @@ interface Entry {
    * `--max-queue`: stored async jobs were accepted when stored, and wait behind.
    */
   readonly caller: boolean
-  /** A caller's fiber waiting for the grant (`acquire`)... */
-  readonly granted?: Deferred.Deferred<void>
+  /** A caller's fiber waiting for the grant (`acquire`): the target the slot is on... */
+  readonly granted?: Deferred.Deferred<Target>
   /** ...or what to run when it is granted (`enqueue`), in the fiber that dispatched it. */
-  readonly onGrant?: Effect.Effect<void>
+  readonly onGrant?: (target: Target) => Effect.Effect<void>
 }
 
 /**
- * The queue and the slots. Mutable, and changed only in synchronous steps (each grant,
- * arrival or release is one step: nothing can interleave within it on one thread), which
- * costs a fraction of copying an immutable state through a `Ref` on every change.
+ * The queue, and which target holds each slot granted (the slots themselves and what each
+ * target ran last are the target's: `Target.slots`, `Target.residency`). Mutable, and
+ * changed only in synchronous steps (each grant, arrival or release is one step: nothing can
+ * interleave within it on one thread), which costs a fraction of copying an immutable state
+ * through a `Ref` on every change.
  */
 interface State {
   readonly waiting: Array<Entry>
-  readonly running: Map<string, Ticket>
-  /** Models foreman itself ran last, until when the target is assumed to keep them. */
-  readonly lastRun: Map<string, number>
+  /** The target each running job holds its slot on, by job id. */
+  readonly holders: Map<string, Target>
   swaps: number
 }
 
@@ -74,7 +87,7 @@ export interface QueueStats {
   readonly running: number
   /** Dispatched jobs whose model was not resident: the model loads foreman caused. */
   readonly swaps: number
-  /** Model keys the scheduler takes as resident now (`/api/ps` plus its own last runs). */
+  /** Model keys the scheduler takes as resident now (`/api/ps` plus its own last runs), on any target. */
   readonly resident: ReadonlyArray<string>
   readonly byModel: Readonly<Record<string, WaitingGroup>>
   readonly byPriority: Readonly<Record<Priority, WaitingGroup>>
@@ -92,7 +105,7 @@ export interface SchedulerService {
   ) => Effect.Effect<Ticket>
   /**
    * Waits in the queue until a slot is granted, for at most `within` milliseconds if given
-   * (then `RequestTimeout`). The slot is held until the enclosing scope closes; closing it
+   * (then `RequestTimeout`): the target the slot is on. The slot is held until the enclosing scope closes; closing it
    * while still queued removes the ticket. A ticket with `attempts > 0` (a retry) is never
    * refused for a full queue: it was accepted once. `caller: false` (a stored async job's
    * retry) keeps it out of the count of waiting callers that `--max-queue` bounds.
@@ -101,15 +114,16 @@ export interface SchedulerService {
     ticket: Ticket,
     within?: number,
     options?: { readonly caller?: boolean }
-  ) => Effect.Effect<void, QueueFull | RequestTimeout, Scope.Scope>
+  ) => Effect.Effect<Target, QueueFull | RequestTimeout, Scope.Scope>
   /**
    * Queues a ticket with no fiber waiting on it: an async job may wait for hours, and
    * 10 000 of them should cost their queue entries, not 10 000 suspended fibers.
-   * `onGrant` runs when the slot is granted, in the fiber that dispatched it, so it must
-   * not block (it forks the job's work). The slot is then held until `release(ticket.id)`.
-   * Never refused for a full queue (the job was accepted when it was stored).
+   * `onGrant` runs when the slot is granted (with the target it is on), in the fiber that
+   * dispatched it, so it must not block (it forks the job's work). The slot is then held
+   * until `release(ticket.id)`. Never refused for a full queue (the job was accepted when it
+   * was stored).
    */
-  readonly enqueue: (ticket: Ticket, onGrant: Effect.Effect<void>) => Effect.Effect<void>
+  readonly enqueue: (ticket: Ticket, onGrant: (target: Target) => Effect.Effect<void>) => Effect.Effect<void>
   /**
    * Takes the ticket out of the queue, or frees its slot, whichever it holds (idempotent):
    * what it held.
@@ -121,6 +135,11 @@ export interface SchedulerService {
    * policy may still serve a resident model's job earlier, so it is an estimate.
    */
   readonly position: (id: string) => Effect.Effect<Option.Option<number>>
+  /**
+   * Shutdown: grants no more slots, and interrupts the callers waiting for one (queued async
+   * jobs stay in the store for the next start). Idempotent; also done when the layer closes.
+   */
+  readonly close: Effect.Effect<void>
 }
 
 export class Scheduler extends Context.Tag("foreman/Scheduler")<Scheduler, SchedulerService>() {}
@@ -133,7 +152,7 @@ const group = (tickets: ReadonlyArray<Ticket>, now: number): WaitingGroup => ({
 export const make = (policy: Policy) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
-    const inventory = yield* Inventory
+    const targets = yield* Targets
     const events = yield* Events
     // One tagged gauge per class, made once: tagging builds and hashes a key on every call.
     const depthGauges = Object.fromEntries(
@@ -141,15 +160,14 @@ export const make = (policy: Policy) =>
     ) as Record<Priority, Metric.Metric.Gauge<number>>
     const maxWait = Duration.toMillis(config.maxWait)
     const keepAlive = Duration.toMillis(assumedKeepAlive)
-    const state: State = { waiting: [], running: new Map(), lastRun: new Map(), swaps: 0 }
+    const state: State = { waiting: [], holders: new Map(), swaps: 0 }
     let seq = 0
-    /**
-     * Since when the target has been serving. Waiting while it slept is not starvation:
-     * max-wait aging counts from the later of a job's arrival and the target's last wake,
-     * or every job would be overdue after a long sleep and the queue would thrash in
-     * arrival order.
-     */
-    let servingSince = yield* Clock.currentTimeMillis
+    /** Shut down: no more grants. */
+    let closed = false
+    // Since when each target has been serving (`Target.residency.servingSince`): waiting
+    // while it slept is not starvation. Max-wait aging counts from the later of a job's
+    // arrival and the target's last wake, or every job would be overdue after a long sleep
+    // and the queue would thrash in arrival order.
     // Gauges updated in the synchronous steps (the effectful `Metric.incrementBy` would make
     // every step an effect chain); they carry no fiber-level metric tags.
     const depth = (priority: Priority, by: number) => depthGauges[priority].unsafeModify(by, [])
@@ -166,11 +184,13 @@ export const make = (policy: Policy) =>
     /** Leaves the queue or frees the slot, whichever the ticket holds; idempotent. */
     const leave = (id: string) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const ticket = state.running.get(id)
-        if (ticket !== undefined) {
-          state.running.delete(id)
+        const target = state.holders.get(id)
+        const ticket = target?.slots.running.get(id)
+        if (target !== undefined && ticket !== undefined) {
+          state.holders.delete(id)
+          target.slots.running.delete(id)
           // The target keeps the model it just ran (until `/api/ps` says otherwise).
-          state.lastRun.set(ticket.model, now + keepAlive)
+          target.residency.lastRun.set(ticket.model, now + keepAlive)
           runningBy(-1)
           return Effect.as(dispatch, "running" as const)
         }
@@ -196,7 +216,7 @@ export const make = (policy: Policy) =>
       // The release goes straight into the scope: `acquireRelease` would also diff and
       // restore every fiber ref around it, a measurable share of a job's cost.
       Effect.uninterruptible(Effect.scopeWith((scope) => {
-        const granted = Deferred.unsafeMake<void>(FiberId.none)
+        const granted = Deferred.unsafeMake<Target>(FiberId.none)
         return enqueue({ ticket, granted, caller: options?.caller ?? true }, ticket.attempts === 0).pipe(
           Effect.zipRight(Scope.addFinalizer(scope, leave(ticket.id))),
           Effect.as(granted)
@@ -215,99 +235,112 @@ export const make = (policy: Policy) =>
         )
       )
 
-    /** What the target holds now, by `/api/ps` and by what foreman ran last. */
-    const resident = (ps: ReadonlyArray<Residency>, now: number) =>
+    /** What a target holds now, by `/api/ps` and by what foreman ran last. */
+    const resident = (target: Target, ps: ReadonlyArray<Residency>, now: number) =>
       residentModels({
         ps,
-        lastRun: Array.from(state.lastRun, ([model, expiresAt]) => ({ model, expiresAt })),
+        lastRun: Array.from(target.residency.lastRun, ([model, expiresAt]) => ({ model, expiresAt })),
         now,
-        maxLoaded: config.maxLoadedModels
+        maxLoaded: target.maxLoaded
       })
 
-    /** The target's residency by `/api/ps`, worked out once per inventory snapshot. */
-    let psOf: { readonly of: InventoryState; readonly reachable: boolean; readonly ps: ReadonlyArray<Residency> } | undefined
-    const psResidency = Effect.map(inventory.get, (target) => {
-      if (psOf?.of === target) return psOf
-      psOf = {
-        of: target,
-        reachable: target.reachable,
-        ps: target.resident.flatMap((m): Array<Residency> =>
-          Option.match(ModelName.keyOf(m.model ?? m.name), {
-            onNone: () => [],
-            onSome: (model) => {
-              const expiresAt = m.expires_at === undefined ? Number.NaN : Date.parse(m.expires_at)
-              return [{ model, expiresAt: Number.isNaN(expiresAt) ? Number.POSITIVE_INFINITY : expiresAt }]
-            }
-          })
-        )
-      }
-      return psOf
+    type Seen = { readonly of: InventoryState; readonly reachable: boolean; readonly ps: ReadonlyArray<Residency> }
+    /** Each target's residency by `/api/ps`, worked out once per inventory snapshot. */
+    const psOf: Array<Seen | undefined> = targets.all.map(() => undefined)
+    const psResidency = (target: Target, index: number) =>
+      Effect.map(target.inventory.get, (inventory) => {
+        const seen = psOf[index]
+        if (seen?.of === inventory) return seen
+        const next: Seen = {
+          of: inventory,
+          reachable: inventory.reachable,
+          ps: inventory.resident.flatMap((m): Array<Residency> =>
+            Option.match(ModelName.keyOf(m.model ?? m.name), {
+              onNone: () => [],
+              onSome: (model) => {
+                const expiresAt = m.expires_at === undefined ? Number.NaN : Date.parse(m.expires_at)
+                return [{ model, expiresAt: Number.isNaN(expiresAt) ? Number.POSITIVE_INFINITY : expiresAt }]
+              }
+            })
+          )
+        }
+        psOf[index] = next
+        return next
+      })
+    const residencies = Effect.all(targets.all.map(psResidency))
+
+    /** A target's state as the policy sees it. */
+    const stateOf = (target: Target, seen: Seen, now: number): TargetState => ({
+      reachable: seen.reachable,
+      running: Array.from(target.slots.running.values(), (t) => t.model),
+      resident: resident(target, seen.ps, now),
+      freeSlots: target.slots.size - target.slots.running.size,
+      // No job can be overdue before the target has served for max-wait since waking.
+      maxWait: now - target.residency.servingSince > maxWait ? maxWait : Number.POSITIVE_INFINITY,
+      maxLoaded: target.maxLoaded
     })
+
+    const decide = place(policy)
 
     /**
      * Grants slots while the policy picks jobs, in one synchronous step; then runs what the
      * grants need run (async jobs' starts, the log line and event of a model swap).
      */
     const dispatch: Effect.Effect<void> = Effect.flatMap(
-      Effect.zip(psResidency, Clock.currentTimeMillis),
-      ([target, now]) => {
-        if (!target.reachable || state.waiting.length === 0) return Effect.void
+      Effect.zip(residencies, Clock.currentTimeMillis),
+      ([seen, now]) => {
+        if (closed || state.waiting.length === 0) return Effect.void
         const after: Array<Effect.Effect<void>> = []
-        while (state.running.size < config.concurrency && state.waiting.length > 0) {
-          const running = Array.from(state.running.values(), (t) => t.model)
-          const residentNow = resident(target.ps, now)
-          const input = {
-            waiting: state.waiting.map((e) => e.ticket),
-            running,
-            resident: residentNow,
-            freeSlots: config.concurrency - state.running.size,
-            now,
-            // No job can be overdue before the target has served for max-wait since waking.
-            maxWait: now - servingSince > maxWait ? maxWait : Number.POSITIVE_INFINITY,
-            maxLoaded: config.maxLoadedModels
-          }
-          const job = policy(input)
-          if (job === undefined) break
+        while (state.waiting.length > 0) {
+          const views = targets.all.map((target, index) => stateOf(target, seen[index]!, now))
+          const placed = decide({ waiting: state.waiting.map((e) => e.ticket), targets: views, now })
+          if (placed === undefined) break
+          const { job } = placed
+          const target = targets.all[placed.target]!
+          const view = views[placed.target]!
           const index = state.waiting.findIndex((e) => e.ticket.id === job.id)
           const entry = state.waiting[index]!
           state.waiting.splice(index, 1)
           if (entry.caller) callers--
-          state.running.set(job.id, job)
+          target.slots.running.set(job.id, job)
+          state.holders.set(job.id, target)
           depth(job.priority, -1)
           runningBy(1)
-          if (isSwap(job.model, input)) {
+          if (isSwap(job.model, view)) {
             state.swaps += 1
             Metrics.modelSwapsTotal.unsafeUpdate(1, [])
             after.push(
               Effect.logInfo("model swap").pipe(
-                Effect.annotateLogs({ job: job.id, to: job.model, resident: residentNow.join(",") }),
-                Effect.zipRight(events.publish({ _tag: "ModelSwapped", jobId: job.id, to: job.model, from: residentNow, at: now }))
+                Effect.annotateLogs({ job: job.id, to: job.model, resident: view.resident.join(",") }),
+                Effect.zipRight(events.publish({ _tag: "ModelSwapped", jobId: job.id, to: job.model, from: view.resident, at: now }))
               )
             )
           }
-          if (entry.granted !== undefined) Deferred.unsafeDone(entry.granted, Exit.void)
-          if (entry.onGrant !== undefined) after.push(entry.onGrant)
+          if (entry.granted !== undefined) Deferred.unsafeDone(entry.granted, Exit.succeed(target))
+          if (entry.onGrant !== undefined) after.push(entry.onGrant(target))
         }
         return after.length === 0 ? Effect.void : Effect.forEach(after, (effect) => effect, { discard: true })
       }
     )
 
-    // The target's state changing (asleep -> awake, new residency) may unblock dispatch.
-    let wasReachable = (yield* inventory.get).reachable
-    yield* inventory.changes.pipe(
-      Stream.runForEach((target) =>
-        Effect.gen(function*() {
-          if (target.reachable && !wasReachable) servingSince = yield* Clock.currentTimeMillis
-          wasReachable = target.reachable
-          yield* dispatch
-        })
-      ),
-      Effect.forkScoped
-    )
+    // A target's state changing (asleep -> awake, new residency) may unblock dispatch.
+    for (const target of targets.all) {
+      let wasReachable = (yield* target.inventory.get).reachable
+      yield* target.inventory.changes.pipe(
+        Stream.runForEach((inventory) =>
+          Effect.gen(function*() {
+            if (inventory.reachable && !wasReachable) target.residency.servingSince = yield* Clock.currentTimeMillis
+            wasReachable = inventory.reachable
+            yield* dispatch
+          })
+        ),
+        Effect.forkScoped
+      )
+    }
 
     const stats = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const { ps } = yield* psResidency
+      const seen = yield* residencies
       const tickets = state.waiting.map((e) => e.ticket)
       const models = new Map<string, Array<Ticket>>()
       for (const t of tickets) {
@@ -317,9 +350,11 @@ export const make = (policy: Policy) =>
       }
       return {
         waiting: tickets.length,
-        running: state.running.size,
+        running: state.holders.size,
         swaps: state.swaps,
-        resident: resident(ps, now),
+        resident: targets.all.length === 1
+          ? resident(targets.primary, seen[0]!.ps, now)
+          : Array.from(new Set(targets.all.flatMap((target, index) => resident(target, seen[index]!.ps, now)))),
         byModel: Object.fromEntries(Array.from(models, ([model, ts]) => [model, group(ts, now)])),
         byPriority: Object.fromEntries(
           priorities.map((p) => [p, group(tickets.filter((t) => t.priority === p), now)])
@@ -339,13 +374,24 @@ export const make = (policy: Policy) =>
         return Option.some(ahead + 1)
       })
 
+    const close = Effect.sync(() => {
+      if (closed) return
+      closed = true
+      // Each caller's own scope then takes its ticket out of the queue.
+      for (const entry of state.waiting) {
+        if (entry.granted !== undefined) Deferred.unsafeDone(entry.granted, Exit.interrupt(FiberId.none))
+      }
+    })
+    yield* Effect.addFinalizer(() => close)
+
     return Scheduler.of({
       ticket,
       acquire,
       enqueue: (ticket, onGrant) => enqueue({ ticket, onGrant, caller: false }, false).pipe(Effect.orDie),
       release: leave,
       stats,
-      position
+      position,
+      close
     })
   })
 

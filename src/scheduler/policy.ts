@@ -1,7 +1,9 @@
 /**
- * The scheduling policy: a pure function from the queue's state to the next job to start.
- * No I/O, no clock of its own, so every rule can be tested exhaustively. The Scheduler
- * service calls it whenever a slot frees up or the queue or the target's state changes.
+ * The scheduling policy: a pure function from the queue's and the targets' states to the
+ * next job to start and where. No I/O, no clock of its own, so every rule can be tested
+ * exhaustively. The Scheduler service calls it whenever a slot frees up or the queue or a
+ * target's state changes. A `Policy` decides for one target; `place` offers the queue to
+ * each target in turn.
  */
 
 export type Priority = "interactive" | "normal" | "batch"
@@ -20,6 +22,7 @@ export interface Waiting {
   readonly attempts: number
 }
 
+/** The queue as one target sees it: what a `Policy` decides from. */
 export interface PolicyInput {
   readonly waiting: ReadonlyArray<Waiting>
   /** Models of the jobs in flight at the target. */
@@ -34,8 +37,60 @@ export interface PolicyInput {
   readonly maxLoaded: number
 }
 
-/** Picks the job to start next, or `undefined` to start nothing now. */
+/** Picks the job to start next on a target, or `undefined` to start nothing there now. */
 export type Policy = (input: PolicyInput) => Waiting | undefined
+
+/** One target's state, as far as placing a job needs to know it. */
+export interface TargetState {
+  /** Whether it answered lately: nothing is sent to a target known to be asleep. */
+  readonly reachable: boolean
+  /** Models of the jobs in flight there. */
+  readonly running: ReadonlyArray<string>
+  /** Models it holds in memory now. */
+  readonly resident: ReadonlyArray<string>
+  readonly freeSlots: number
+  /** Its `--max-wait` now (no job is overdue before the target has served that long since waking). */
+  readonly maxWait: number
+  readonly maxLoaded: number
+}
+
+export interface PlacementInput {
+  readonly waiting: ReadonlyArray<Waiting>
+  /** Every target, in the configuration's order. */
+  readonly targets: ReadonlyArray<TargetState>
+  readonly now: number
+}
+
+/** A job to start, and the index in `targets` of the target to start it on. */
+export interface Placement {
+  readonly job: Waiting
+  readonly target: number
+}
+
+/** The input `policy` sees for one target. */
+export const inputFor = (input: PlacementInput, target: TargetState): PolicyInput => ({
+  waiting: input.waiting,
+  running: target.running,
+  resident: target.resident,
+  freeSlots: target.freeSlots,
+  now: input.now,
+  maxWait: target.maxWait,
+  maxLoaded: target.maxLoaded
+})
+
+/**
+ * Places the next job: the first reachable target with a free slot for which `policy` picks
+ * one, in the configuration's order; `undefined` to start nothing now.
+ */
+export const place = (policy: Policy) => (input: PlacementInput): Placement | undefined => {
+  for (let index = 0; index < input.targets.length; index++) {
+    const target = input.targets[index]!
+    if (!target.reachable || target.freeSlots <= 0) continue
+    const job = policy(inputFor(input, target))
+    if (job !== undefined) return { job, target: index }
+  }
+  return undefined
+}
 
 /** First come, first served: the oldest job by arrival. */
 export const fifo: Policy = ({ freeSlots, waiting }) => {

@@ -14,7 +14,6 @@ import type * as Undici from "@effect/platform-node/Undici"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -121,10 +120,10 @@ const errorText = (text: string): string => {
   }
 }
 
-export const make = Effect.gen(function*() {
+/** The client to the target at `url` (its base URL, without a trailing slash). */
+export const make = (url: string) => Effect.gen(function*() {
   const config = yield* ForemanConfig
   const http = yield* HttpClient.HttpClient
-  const url = config.target
   const unreachable = (cause: unknown) => new TargetUnreachable({ url, message: describeCause(cause) })
 
   const send = (request: HttpClientRequest.HttpClientRequest) =>
@@ -375,6 +374,3 @@ const bodyStalled = () => Object.assign(new Error("Body Timeout Error"), { code:
 /** The target took longer than the caller's time to send its first byte. */
 const noAnswer = (within: number) =>
   new RequestTimeout({ waitedMillis: within, reason: "the target did not start answering in time" })
-
-/** The target client over whatever `HttpClient` the runtime provides (undici on Node, fetch on Deno). */
-export const layer = Layer.effect(TargetClient, make)
