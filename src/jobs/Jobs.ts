@@ -18,7 +18,7 @@ import * as Scope from "effect/Scope"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
-import { missingModelError } from "../ollama/errors.ts"
+import { missingModelError, reply } from "../ollama/errors.ts"
 import { type Ending, guard, readAll } from "../streams/streams.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
@@ -205,7 +205,7 @@ export const make = Effect.gen(function*() {
           TargetUnreachable: (error) => Effect.fail(timedOut(error.message)),
           RequestTimeout: (error) => Effect.fail(timedOut(error.reason))
         }),
-        Effect.tapError((error) => finish(statusOf(error), undefined, error.message)),
+        Effect.tapError((error) => finish(reply(error).status, undefined, error.message)),
         Effect.onInterrupt(() => finish("cancelled", undefined, "caller went away while queued"))
       )
       const { inventory } = target
@@ -293,8 +293,5 @@ export const make = Effect.gen(function*() {
 
   return Jobs.of({ run, check: checkModel })
 })
-
-const statusOf = (error: JobError): number =>
-  error._tag === "ModelNotFound" ? 404 : error._tag === "TargetError" ? error.status : 503
 
 export const layer = Layer.scoped(Jobs, make)
