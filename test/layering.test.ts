@@ -4,8 +4,10 @@
  */
 import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
-import { root } from "./support/process.ts"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
 
 const sourcesUnder = (dir: string): ReadonlyArray<string> =>
   readdirSync(join(root, dir), { recursive: true, encoding: "utf8" })

@@ -6,11 +6,13 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import { Duration, Effect, Either } from "effect"
 import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest"
 import { ConflictError, ForemanApi, NotFoundError } from "../../src/http/api/ForemanApi.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
-import { root } from "../support/process.ts"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
 
 describe("foreman's own API", () => {
   let target: FakeTarget
