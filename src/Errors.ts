@@ -66,6 +66,9 @@ export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("Reques
   reason: Schema.String
 }) {}
 
+/** foreman is stopping (SIGTERM): a caller still waiting for a slot is answered, not left hanging. */
+export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDown", {}) {}
+
 /** No job with that id. */
 export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
   id: Schema.String
@@ -100,6 +103,7 @@ export const ForemanError = Schema.Union(
   BodyTooLarge,
   QueueFull,
   RequestTimeout,
+  ShuttingDown,
   JobNotFound,
   JobConflict,
   Forbidden

@@ -179,6 +179,8 @@ export const make = Effect.gen(function*() {
           yield* Effect.addFinalizer(() => scheduler.release(job.id))
         } else {
           target = yield* scheduler.acquire({ ...ticket, attempts: ticket.attempts + 1 }, undefined, { caller: false }).pipe(
+            // At shutdown the job is stopped like any other runner: back to queued.
+            Effect.catchTag("ShuttingDown", () => Effect.interrupt),
             Effect.orDie
           )
         }

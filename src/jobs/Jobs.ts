@@ -17,7 +17,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
-import { describeCause, ModelNotFound, QueueFull, RequestTimeout, TargetError, TargetUnreachable } from "../Errors.ts"
+import { describeCause, ModelNotFound, QueueFull, RequestTimeout, type ShuttingDown, TargetError, TargetUnreachable } from "../Errors.ts"
 import { missingModelError, reply } from "../ollama/errors.ts"
 import { type Ending, guard, readAll } from "../streams/streams.ts"
 import type { Priority } from "../scheduler/policy.ts"
@@ -61,7 +61,7 @@ export interface Started {
   readonly body: Readable | Uint8Array
 }
 
-export type JobError = ModelNotFound | QueueFull | RequestTimeout | TargetError
+export type JobError = ModelNotFound | QueueFull | RequestTimeout | ShuttingDown | TargetError
 
 export interface JobsService {
   readonly run: (spec: JobSpec) => Effect.Effect<Started, JobError>

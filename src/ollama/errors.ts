@@ -42,6 +42,8 @@ export const reply = (error: ForemanError): ErrorReply => {
         message: `foreman: no response within ${Duration.format(Duration.millis(error.waitedMillis))}: ${error.reason}`,
         headers: { "retry-after": String(retryAfterSeconds) }
       }
+    case "ShuttingDown":
+      return { status: 503, message: "foreman is shutting down", headers: { "retry-after": String(retryAfterSeconds) } }
     case "TargetUnreachable":
       return {
         status: 503,

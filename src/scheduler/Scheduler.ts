@@ -23,7 +23,7 @@ import * as Stream from "effect/Stream"
 import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../events/Metrics.ts"
 import { Events } from "../events/Events.ts"
-import { QueueFull, RequestTimeout } from "../Errors.ts"
+import { QueueFull, RequestTimeout, ShuttingDown } from "../Errors.ts"
 import type { InventoryState } from "../inventory/Inventory.ts"
 import * as ModelName from "../ollama/ModelName.ts"
 import { type Target, Targets } from "../target/Target.ts"
@@ -57,7 +57,7 @@ interface Entry {
    */
   readonly caller: boolean
   /** A caller's fiber waiting for the grant (`acquire`): the target the slot is on... */
-  readonly granted?: Deferred.Deferred<Target>
+  readonly granted?: Deferred.Deferred<Target, ShuttingDown>
   /** ...or what to run when it is granted (`enqueue`), in the fiber that dispatched it. */
   readonly onGrant?: (target: Target) => Effect.Effect<void>
 }
@@ -114,7 +114,7 @@ export interface SchedulerService {
     ticket: Ticket,
     within?: number,
     options?: { readonly caller?: boolean }
-  ) => Effect.Effect<Target, QueueFull | RequestTimeout, Scope.Scope>
+  ) => Effect.Effect<Target, QueueFull | RequestTimeout | ShuttingDown, Scope.Scope>
   /**
    * Queues a ticket with no fiber waiting on it: an async job may wait for hours, and
    * 10 000 of them should cost their queue entries, not 10 000 suspended fibers.
@@ -215,8 +215,9 @@ export const make = (policy: Policy) =>
     const acquire = (ticket: Ticket, within?: number, options?: { readonly caller?: boolean }) =>
       // The release goes straight into the scope: `acquireRelease` would also diff and
       // restore every fiber ref around it, a measurable share of a job's cost.
-      Effect.uninterruptible(Effect.scopeWith((scope) => {
-        const granted = Deferred.unsafeMake<Target>(FiberId.none)
+      Effect.uninterruptible(Effect.scopeWith((scope): Effect.Effect<Deferred.Deferred<Target, ShuttingDown>, QueueFull | ShuttingDown> => {
+        const granted = Deferred.unsafeMake<Target, ShuttingDown>(FiberId.none)
+        if (closed) return Effect.fail(new ShuttingDown())
         return enqueue({ ticket, granted, caller: options?.caller ?? true }, ticket.attempts === 0).pipe(
           Effect.zipRight(Scope.addFinalizer(scope, leave(ticket.id))),
           Effect.as(granted)
@@ -379,7 +380,7 @@ export const make = (policy: Policy) =>
       closed = true
       // Each caller's own scope then takes its ticket out of the queue.
       for (const entry of state.waiting) {
-        if (entry.granted !== undefined) Deferred.unsafeDone(entry.granted, Exit.interrupt(FiberId.none))
+        if (entry.granted !== undefined) Deferred.unsafeDone(entry.granted, Exit.fail(new ShuttingDown()))
       }
     })
     yield* Effect.addFinalizer(() => close)

@@ -126,8 +126,11 @@ describe("shutdown", () => {
     first.child.kill("SIGTERM")
     const [code] = await exited
     expect(code).toBe(0)
-    // The waiting caller was answered (not left hanging), with a server error.
-    expect((await queued).status).toBe(503)
+    // The waiting caller was answered (not left hanging), in Ollama's words, to come back.
+    const answered = await queued
+    expect(answered.status).toBe(503)
+    expect(answered.headers.get("retry-after")).toBe("5")
+    expect(await answered.json()).toEqual({ error: "foreman is shutting down" })
 
     // Stored as queued: a restart re-queues what it finds running and counts an attempt for
     // it, so a job left running would show two.
