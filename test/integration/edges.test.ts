@@ -139,8 +139,9 @@ describe("passthrough", () => {
     expect(response.headers.get("content-type")).toBe("application/x-ndjson")
     const decoder = new TextDecoder()
     let text = ""
+    const reader = response.body!.getReader()
     const reading = (async () => {
-      for await (const chunk of response.body!) text += decoder.decode(chunk, { stream: true })
+      for (let part = await reader.read(); !part.done; part = await reader.read()) text += decoder.decode(part.value, { stream: true })
     })()
     const received = () => text.split("\n").length - 1
     for (let n = 1; n <= 7; n++) {
