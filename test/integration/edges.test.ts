@@ -301,17 +301,25 @@ describe("a target that stays asleep", () => {
 
 describe("a target slower than the request timeout", () => {
   it("answers 503 when the first byte does not come in time, and frees the slot", async () => {
-    const target = await startFakeTarget({ models: ["llama3.2"], loadDelayMs: 1500 })
-    const foreman = await startForeman({ target: target.url, requestTimeout: Duration.millis(300) })
+    const target = await startFakeTarget({ models: ["llama3.2"] })
+    const foreman = await startForeman({ target: target.url, requestTimeout: Duration.millis(300) }, { testClock: true })
     try {
       await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
-      const response = await post(`${foreman.url}/api/generate`, JSON.stringify({ model: "llama3.2", prompt: "slow load" }))
+      // The target has the request and sends nothing; the timeout runs on foreman's clock.
+      target.hold()
+      const answer = post(`${foreman.url}/api/generate`, JSON.stringify({ model: "llama3.2", prompt: "slow load" }))
+      await vi.waitFor(() => expect(target.held).toBe(1))
+      await foreman.adjust(Duration.millis(300))
+      const response = await answer
       expect(response.status).toBe(503)
       expect((await response.json()).error).toBe(
         "foreman: no response within 300ms: the target did not start answering in time"
       )
       expect(await foreman.health()).toMatchObject({ running: 0, queueDepth: 0, status: "ok" })
+      // The upstream request was given up: the target no longer holds it.
+      await vi.waitFor(() => expect(target.held).toBe(0))
     } finally {
+      target.release()
       await foreman.close()
       await target.close()
     }
