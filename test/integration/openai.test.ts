@@ -6,7 +6,7 @@
  */
 import { Duration } from "effect"
 import OpenAI, { APIError, BadRequestError, InternalServerError, NotFoundError } from "openai"
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest"
 import { OpenAiPlugin } from "../../plugins/openai/index.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
@@ -340,22 +340,34 @@ describe("SSE is passed through chunk by chunk", () => {
   let foreman: RunningForeman
 
   beforeAll(async () => {
-    target = await startFakeTarget({ models: ["llama3.2"], tokenDelayMs: 150, chunks: 4 })
+    target = await startFakeTarget({ models: ["llama3.2"], chunks: 4 })
     foreman = await startForeman({ target: target.url }, { plugins: OpenAiPlugin.layer })
     await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
   })
+  afterEach(() => target.release())
   afterAll(async () => {
     await foreman?.close()
     await target?.close()
   })
 
   it("the first frame reaches the caller while the target is still producing the rest", async () => {
+    // The target sends each token after the first only once the caller has the frames before
+    // it: a buffered reply would never reach the caller.
+    target.pace()
     const stream = await client(foreman.url).chat.completions.create({ ...chatRequest, stream: true })
-    const arrivals: Array<number> = []
-    for await (const _ of stream) arrivals.push(performance.now())
-    expect(arrivals.length).toBeGreaterThanOrEqual(5)
-    // The target spaces its 4 tokens 150 ms apart: a buffered reply would arrive all at once.
-    expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(300)
+    const frames: Array<string> = []
+    const reading = (async () => {
+      for await (const chunk of stream) frames.push(chunk.choices[0]?.delta.content ?? "")
+    })()
+    // The role frame comes with the first token, each further token in a frame of its own.
+    const tokens = () => frames.filter((content) => content !== "").length
+    for (let n = 1; n <= 4; n++) {
+      await vi.waitFor(() => expect(tokens()).toBe(n), { timeout: 5000, interval: 5 })
+      target.step()
+    }
+    await reading
+    expect(frames.length).toBeGreaterThanOrEqual(5)
+    expect(frames.join("")).toBe("echo: why is the sky blue?")
   })
 })
 

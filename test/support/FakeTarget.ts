@@ -97,6 +97,14 @@ export interface FakeTarget {
   failNext(path: string, failure: FakeFailure): void
   /** Hold every generation request before its first byte until release() is called. */
   hold(): void
+  /**
+   * Pace generation streams: from now on each line after a stream's first waits (after
+   * `tokenDelayMs`) for a `step()`, so a test knows what the target has sent when.
+   */
+  pace(): void
+  /** Lets one paced line through: the one waiting, or else the next to come. */
+  step(): void
+  /** Lets held requests go and ends pacing. */
   release(): void
   close(): Promise<void>
 }
@@ -927,6 +935,9 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
   const blobs = new Set<string>()
   const heldWaiters = new Set<() => void>()
   let holding = false
+  const stepWaiters: Array<() => void> = []
+  let pacing = false
+  let steps = 0
 
   // --- inventory -------------------------------------------------------------------------------
   const startNs = nowNs()
@@ -1040,6 +1051,35 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
           signal.addEventListener("abort", done, { once: true })
         })
       : Promise.resolve()
+
+  // --- pace ---------------------------------------------------------------------------------------
+  const waitStep = (signal: AbortSignal): Promise<void> => {
+    if (!pacing || signal.aborted) return Promise.resolve()
+    if (steps > 0) {
+      steps--
+      return Promise.resolve()
+    }
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        const index = stepWaiters.indexOf(done)
+        if (index >= 0) stepWaiters.splice(index, 1)
+        signal.removeEventListener("abort", done)
+        resolve()
+      }
+      stepWaiters.push(done)
+      signal.addEventListener("abort", done, { once: true })
+    })
+  }
+  const endPacing = (): void => {
+    pacing = false
+    steps = 0
+    for (const resume of [...stepWaiters]) resume()
+  }
+  /** Between two lines of a generation stream: the token delay, then the pace. */
+  const betweenLines = async (signal: AbortSignal): Promise<void> => {
+    await sleepMs(tokenDelayMs, signal)
+    await waitStep(signal)
+  }
 
   // --- replies -------------------------------------------------------------------------------
   const jsonItem = (status: number, body: Obj | null, charset = true): Item => ({ kind: "json", status, body, charset })
@@ -1178,13 +1218,13 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
       const tPromptDone = nowNs()
       let first = true
       for (const line of lines) {
-        if (!first) await sleepMs(tokenDelayMs, signal)
+        if (!first) await betweenLines(signal)
         first = false
         if (signal.aborted) return
         line["created_at"] = createdAt()
         yield { kind: "line", line, final: false }
       }
-      if (!first) await sleepMs(tokenDelayMs, signal)
+      if (!first) await betweenLines(signal)
       if (signal.aborted) return
       const tEnd = nowNs()
       const evalCount = lines.length
@@ -1828,14 +1868,24 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
     hold: () => {
       holding = true
     },
+    pace: () => {
+      pacing = true
+    },
+    step: () => {
+      const resume = stepWaiters[0]
+      if (resume === undefined) steps++
+      else resume()
+    },
     release: () => {
       holding = false
       for (const resume of [...heldWaiters]) resume()
+      endPacing()
     },
     close: async () => {
       closed = true
       holding = false
       for (const resume of [...heldWaiters]) resume()
+      endPacing()
       await stop()
     }
   }

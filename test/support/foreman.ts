@@ -3,7 +3,7 @@
  * port of 127.0.0.1, as integration tests need it.
  */
 import { HttpServer } from "@effect/platform"
-import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
+import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, TestClock, TestContext } from "effect"
 import { ForemanConfig, type ForemanSettings } from "../../src/Config.ts"
 import { ForemanLive, NodePlatformLive } from "../../src/Foreman.ts"
 import type { PluginServices } from "../../src/plugin/Plugin.ts"
@@ -12,12 +12,27 @@ export interface RunningForeman {
   readonly url: string
   readonly runtime: ManagedRuntime.ManagedRuntime<unknown, unknown>
   readonly health: () => Promise<Record<string, unknown>>
+  /**
+   * Moves foreman's clock on by `duration`, running what was due by then (its poll, its
+   * probes and backoffs, max-wait, request timeouts, `?wait=`). Only with `testClock`.
+   */
+  readonly adjust: (duration: Duration.DurationInput) => Promise<void>
   readonly close: () => Promise<void>
+}
+
+export interface ForemanOptions {
+  readonly plugins?: Layer.Layer<never, unknown, PluginServices>
+  /**
+   * Run foreman on Effect's TestClock: its time stands still (at 1970) until the test calls
+   * `adjust`, so a test of anything timed says when time passes instead of waiting for it.
+   * Sockets and the fake targets keep real time.
+   */
+  readonly testClock?: boolean
 }
 
 export const startForeman = async (
   settings: Partial<ForemanSettings> & { readonly target: string },
-  options: { readonly plugins?: Layer.Layer<never, unknown, PluginServices> } = {}
+  options: ForemanOptions = {}
 ): Promise<RunningForeman> => {
   const config = ForemanConfig.make({
     host: "127.0.0.1",
@@ -29,7 +44,9 @@ export const startForeman = async (
   const layer = ForemanLive(options.plugins ?? Layer.empty).pipe(
     Layer.provideMerge(NodePlatformLive),
     Layer.provideMerge(config),
-    Layer.provide(Logger.minimumLogLevel(process.env.FOREMAN_TEST_LOGS ? LogLevel.All : LogLevel.None))
+    Layer.provide(Logger.minimumLogLevel(process.env.FOREMAN_TEST_LOGS ? LogLevel.All : LogLevel.None)),
+    // Built first, so every fiber foreman starts (the poller among them) sees the TestClock.
+    Layer.provide(options.testClock ? TestContext.TestContext : Layer.empty)
   )
   const runtime = ManagedRuntime.make(layer)
   const address = await runtime.runPromise(HttpServer.HttpServer.pipe(Effect.map((server) => server.address)))
@@ -39,6 +56,10 @@ export const startForeman = async (
     url,
     runtime: runtime as ManagedRuntime.ManagedRuntime<unknown, unknown>,
     health: async () => (await (await fetch(`${url}/foreman/health`)).json()) as Record<string, unknown>,
+    adjust: (duration) => {
+      if (!options.testClock) return Promise.reject(new Error("adjust needs startForeman(..., { testClock: true })"))
+      return runtime.runPromise(TestClock.adjust(duration))
+    },
     close: () => runtime.dispose()
   }
 }
