@@ -63,6 +63,8 @@ const brokerProgram = (targetUrl: string) => {
   if (!program.includes("port: 11435")) throw new Error("README: the whole broker no longer sets port 11435")
   return program.replace("port: 11435", "port: 0")
 }
+/** The README's typed client of foreman's own API (type-checked with the other programs). */
+const clientProgram = () => readmeProgram("### `GET /foreman/openapi.json`", "")
 /** Long enough for an install from the registry on a slow day. */
 const installing = { timeout: 240_000 }
 
@@ -127,6 +129,7 @@ describe("the package as npm pack makes it", () => {
     writeFileSync(join(app, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "nodenext", strict: true, noEmit: true } }))
     writeFileSync(join(app, "main.ts"), servicesProgram(target.url))
     writeFileSync(join(app, "broker.ts"), brokerProgram(target.url))
+    writeFileSync(join(app, "client.ts"), clientProgram())
   }, 300_000)
 
   afterAll(async () => {
@@ -278,6 +281,7 @@ describe("the package as npm pack makes it", () => {
       writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "nodenext", strict: true, noEmit: true } }))
       writeFileSync(join(project, "main.ts"), servicesProgram(target.url))
       writeFileSync(join(project, "broker.ts"), brokerProgram(target.url))
+      writeFileSync(join(project, "client.ts"), clientProgram())
       succeeded(await run("npx", ["tsc", "-p", "."], { cwd: project, env: registryEnv }), "tsc (latest)")
     })
 
