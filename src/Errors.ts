@@ -88,6 +88,19 @@ export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
   message: Schema.String
 }) {}
 
+/** A request without a valid API key where keys are required (`src/auth/`). */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  message: Schema.String
+}) {}
+
+/**
+ * Start-up refused: a listener other than loopback with no API key to require, and
+ * `--allow-unauthenticated` not given.
+ */
+export class Unprotected extends Schema.TaggedError<Unprotected>()("Unprotected", {
+  host: Schema.String
+}) {}
+
 /** Start-up refused: the database file is held by another foreman process (one per file). */
 export class DatabaseInUse extends Schema.TaggedError<DatabaseInUse>()("DatabaseInUse", {
   path: Schema.String,
@@ -106,6 +119,7 @@ export const ForemanError = Schema.Union(
   ShuttingDown,
   JobNotFound,
   JobConflict,
+  Unauthorized,
   Forbidden
 )
 export type ForemanError = typeof ForemanError.Type

@@ -4,6 +4,8 @@
  * "Embedding" and "Plugins" sections.
  */
 export * from "./Errors.ts"
+export { type Access, currentAccess, isAdmin, presentedKey, requireAdmin } from "./auth/access.ts"
+export { type Caller, Keys, type KeysService, type Role } from "./auth/Keys.ts"
 export { ForemanConfig, type ForemanSettings, foremanConfig, parseDuration, settings } from "./Config.ts"
 export { FetchPlatformLive, ForemanLive, HttpLive, NodePlatformLive, ServicesLive, StoreLive } from "./Foreman.ts"
 export * as Metrics from "./events/Metrics.ts"

@@ -10,7 +10,7 @@
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import { ForemanRouter, Plugin } from "../../src/index.ts"
+import { ForemanRouter, Plugin, requireAdmin } from "../../src/index.ts"
 import { contentType, render, type RenderOptions } from "./prometheus.ts"
 
 export { contentType, render, type RenderOptions } from "./prometheus.ts"
@@ -20,10 +20,11 @@ export const layer = (options: RenderOptions = {}) =>
   ForemanRouter.use((router) =>
     router.get(
       "/metrics",
-      Metric.snapshot.pipe(
+      // With keys on, for admin keys only (the figures name every model and caller).
+      requireAdmin(Metric.snapshot.pipe(
         Effect.map((snapshot) => HttpServerResponse.text(render(snapshot, options), { contentType })),
         Effect.withSpan("Metrics.scrape")
-      )
+      ))
     )
   )
 

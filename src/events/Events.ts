@@ -20,6 +20,8 @@ export interface JobInfo {
   readonly model: string
   readonly priority: "interactive" | "normal" | "batch"
   readonly async: boolean
+  /** The name of the API key it came with (absent while keys are off). */
+  readonly caller?: string
 }
 
 export type ForemanEvent =

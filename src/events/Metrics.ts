@@ -40,14 +40,16 @@ export const inventoryModels = Metric.gauge("foreman_inventory_models", { descri
 
 /** `foreman_jobs_total` per label set, made once each: tagging builds and hashes a key per call. */
 const jobCounters = new Map<string, Metric.Metric.Counter<number>>()
-const jobCounter = (endpoint: string, model: string, status: string) => {
-  const id = `${endpoint}\u0000${model}\u0000${status}`
+const jobCounter = (endpoint: string, model: string, status: string, caller: string | undefined) => {
+  const id = `${endpoint}\u0000${model}\u0000${status}\u0000${caller ?? ""}`
   let counter = jobCounters.get(id)
   if (counter === undefined) {
     counter = Metric.taggedWithLabels(jobsTotal, [
       MetricLabel.make("endpoint", endpoint),
       MetricLabel.make("model", model),
-      MetricLabel.make("status", status)
+      MetricLabel.make("status", status),
+      // The key's name, with keys on (never the key).
+      ...(caller === undefined ? [] : [MetricLabel.make("caller", caller)])
     ])
     jobCounters.set(id, counter)
   }
@@ -59,12 +61,13 @@ export const recordJob = (job: {
   readonly endpoint: string
   readonly model: string
   readonly status: number | string
+  readonly caller?: string | undefined
   readonly waitMs: number
   readonly durationMs: number
   readonly started: boolean
 }) =>
   Effect.all([
-    Metric.increment(jobCounter(job.endpoint, job.model, String(job.status))),
+    Metric.increment(jobCounter(job.endpoint, job.model, String(job.status), job.caller)),
     job.started ? Metric.update(jobQueueWaitSeconds, job.waitMs / 1000) : Effect.void,
     job.started ? Metric.update(jobDurationSeconds, job.durationMs / 1000) : Effect.void
   ], { discard: true })

@@ -20,7 +20,7 @@ export const ollama = (error: ForemanError) => {
 }
 
 const openAiType = (status: number) =>
-  status === 400
+  status === 400 || status === 401
     ? "invalid_request_error"
     : status === 403
     ? "permission_error"
@@ -32,7 +32,7 @@ const openAiType = (status: number) =>
 export const openAi = (error: ForemanError) => {
   const { headers, message, status } = reply(error)
   return HttpServerResponse.unsafeJson(
-    { error: { message, type: openAiType(status), param: null, code: null } },
+    { error: { message, type: openAiType(status), param: null, code: status === 401 ? "invalid_api_key" : null } },
     { status, ...(headers ? { headers } : {}) }
   )
 }

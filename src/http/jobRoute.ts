@@ -6,7 +6,9 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import type { Readable } from "node:stream"
+import * as Access from "../auth/access.ts"
 import { ForemanConfig } from "../Config.ts"
 import { BadRequest } from "../Errors.ts"
 import { AsyncJobs, type JobView } from "../jobs/AsyncJobs.ts"
@@ -79,6 +81,7 @@ export const makeJobRoute = Effect.gen(function*() {
   }) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
+      const access = yield* FiberRef.get(Access.currentAccess)
       const priority = yield* priorityOf(request, "interactive")
       const bytes = yield* readBody(config.maxBodySize)
       const decoded = yield* options.decode(bytes)
@@ -86,7 +89,16 @@ export const makeJobRoute = Effect.gen(function*() {
       if (prefersAsync(request)) {
         // Async work is batch unless the caller says otherwise.
         const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
-        return accepted(yield* asyncJobs.submit({ endpoint, kind, model: decoded.model, body: decoded.body, priority: asyncPriority }))
+        return accepted(
+          yield* asyncJobs.submit({
+            endpoint,
+            kind,
+            model: decoded.model,
+            body: decoded.body,
+            priority: asyncPriority,
+            owner: Access.owner(access)
+          })
+        )
       }
       return streamed(
         yield* jobs.run({
@@ -95,6 +107,7 @@ export const makeJobRoute = Effect.gen(function*() {
           model: decoded.model,
           body: bytes,
           priority,
+          caller: Access.owner(access),
           ...(decoded.stream === undefined ? {} : { streams: decoded.stream })
         })
       )

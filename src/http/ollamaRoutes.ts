@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import { requireAdmin } from "../auth/access.ts"
 import { ForemanConfig } from "../Config.ts"
 import type { VersionResponse } from "../ollama/schema.ts"
 import { Targets } from "../target/Target.ts"
@@ -88,11 +89,12 @@ export const layer = ForemanRouter.use((router) =>
       "/api/show",
       readBody(config.maxBodySize).pipe(Effect.flatMap((body) => target.raw("POST", "/api/show", body)), Effect.map(streamed))
     )
-    yield* router.post("/api/pull", manage("POST", "/api/pull"))
-    yield* router.post("/api/push", manage("POST", "/api/push"))
-    yield* router.post("/api/create", manage("POST", "/api/create"))
-    yield* router.post("/api/copy", manage("POST", "/api/copy"))
-    yield* router.del("/api/delete", manage("DELETE", "/api/delete"))
+    // Model management is for admin keys only.
+    yield* router.post("/api/pull", requireAdmin(manage("POST", "/api/pull")))
+    yield* router.post("/api/push", requireAdmin(manage("POST", "/api/push")))
+    yield* router.post("/api/create", requireAdmin(manage("POST", "/api/create")))
+    yield* router.post("/api/copy", requireAdmin(manage("POST", "/api/copy")))
+    yield* router.del("/api/delete", requireAdmin(manage("DELETE", "/api/delete")))
     // Blobs can be gigabytes (GGUF files for /api/create): streamed, never buffered.
     const blob = (method: "HEAD" | "POST") =>
       Effect.gen(function*() {
@@ -107,7 +109,7 @@ export const layer = ForemanRouter.use((router) =>
         )
         return streamed(upstream)
       })
-    yield* router.head("/api/blobs/:digest", blob("HEAD"))
-    yield* router.post("/api/blobs/:digest", blob("POST"))
+    yield* router.head("/api/blobs/:digest", requireAdmin(blob("HEAD")))
+    yield* router.post("/api/blobs/:digest", requireAdmin(blob("POST")))
   })
 )

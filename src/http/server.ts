@@ -16,7 +16,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { ForemanConfig, type ForemanSettings } from "../Config.ts"
-import { BadRequest, ForemanError, Forbidden } from "../Errors.ts"
+import { Keys, type KeysService } from "../auth/Keys.ts"
+import { BadRequest, ForemanError, Forbidden, Unprotected } from "../Errors.ts"
+import { authenticate } from "./authenticate.ts"
 import * as ForemanApi from "./api/ForemanApi.ts"
 import * as HttpErrors from "./errors.ts"
 import * as Origins from "./origins.ts"
@@ -36,6 +38,11 @@ const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {
 export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
+    const keys = yield* Keys
+    // Secure by default: serving other machines needs keys to check, or saying otherwise.
+    if (!Origins.isLoopback(config.host) && !config.allowUnauthenticated && !(yield* keys.enabled)) {
+      return yield* new Unprotected({ host: config.host })
+    }
     const routed = yield* HttpRouter.toHttpApp(router)
     const isKnown = knownPaths(router)
     return routed.pipe(
@@ -58,7 +65,7 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
           return yield* HttpErrors.defect(cause)
         })
       ),
-      guard(config)
+      guard(config, keys)
     )
   })
 
@@ -67,7 +74,7 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
  * only: a request without an `Origin` header (every non-browser client) gets no CORS headers
  * from the middleware anyway, so it skips it and its per-request response hook.
  */
-const guard = (config: ForemanSettings) => <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
+const guard = (config: ForemanSettings, keys: KeysService) => <E, R>(routes: HttpApp.Default<E, R>): HttpApp.Default<E, R> => {
   const allowed = Origins.originMatcher([...Origins.defaultOrigins, ...config.origins])
   const loopbackListener = Origins.isLoopback(config.host)
   /**
@@ -80,6 +87,8 @@ const guard = (config: ForemanSettings) => <E, R>(app: HttpApp.Default<E, R>): H
     const local = (request.source as { readonly socket?: { readonly localAddress?: string } } | undefined)?.socket?.localAddress
     return local === undefined ? loopbackListener : Origins.isLoopback(local)
   }
+  // Then the key (`authenticate.ts`), inside CORS so that a page may read its 401.
+  const app = authenticate({ keys, allowUnauthenticated: config.allowUnauthenticated, fromThisMachine: arrivedOnLoopback })(routes)
   const withCors = HttpMiddleware.cors({ allowedOrigins: allowed })(app)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     // An absolute-form target (`POST http://x/api/chat`) would route by its path while the

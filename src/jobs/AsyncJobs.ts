@@ -40,6 +40,8 @@ export interface Submission {
   /** The Ollama request body, as the caller sent it. */
   readonly body: Readonly<Record<string, unknown>>
   readonly priority: Priority
+  /** The name of the key that submitted it (none with keys off: the job is admin's). */
+  readonly owner?: string | undefined
 }
 
 /** A job as the API shows it. */
@@ -62,15 +64,27 @@ export interface JobView {
 
 export interface AsyncJobsService {
   readonly submit: (submission: Submission) => Effect.Effect<JobView, ModelNotFound>
-  readonly get: (id: string) => Effect.Effect<JobView, JobNotFound>
+  /**
+   * A job by id. With `viewer.owner`, only that owner's jobs exist: another's is
+   * `JobNotFound`, so a user key cannot tell it exists (here and in `await`, `cancel`, `list`).
+   */
+  readonly get: (id: string, viewer?: Viewer) => Effect.Effect<JobView, JobNotFound>
   /** The job once it has finished, or as it is when `wait` runs out. */
-  readonly await: (id: string, wait: Duration.Duration) => Effect.Effect<JobView, JobNotFound>
-  readonly cancel: (id: string) => Effect.Effect<JobView, JobNotFound | JobConflict>
-  readonly list: (query: { readonly status?: JobStatus; readonly limit: number; readonly cursor?: number }) => Effect.Effect<{
+  readonly await: (id: string, wait: Duration.Duration, viewer?: Viewer) => Effect.Effect<JobView, JobNotFound>
+  readonly cancel: (id: string, viewer?: Viewer) => Effect.Effect<JobView, JobNotFound | JobConflict>
+  readonly list: (
+    query: { readonly status?: JobStatus; readonly limit: number; readonly cursor?: number },
+    viewer?: Viewer
+  ) => Effect.Effect<{
     readonly jobs: ReadonlyArray<JobView>
     readonly nextCursor: number | undefined
   }>
   readonly counts: Effect.Effect<Readonly<Record<JobStatus, number>>>
+}
+
+/** Whose jobs a caller may see: with `owner`, that owner's only; without, all. */
+export interface Viewer {
+  readonly owner?: string
 }
 
 export class AsyncJobs extends Context.Tag("foreman/AsyncJobs")<AsyncJobs, AsyncJobsService>() {}
@@ -121,7 +135,8 @@ const info = (job: JobRecord): JobInfo => ({
   endpoint: job.endpoint,
   model: job.model,
   priority: job.priority,
-  async: true
+  async: true,
+  ...(job.owner === null ? {} : { caller: job.owner })
 })
 
 const encoder = new TextEncoder()
@@ -315,8 +330,11 @@ export const make = Effect.gen(function*() {
       withSpan("AsyncJobs.run", { attributes: { job: job.id }, captureStackTrace: false })
     )
 
-  const load = (id: string) =>
-    store.get(id).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })))
+  const load = (id: string, viewer: Viewer = {}) =>
+    store.get(id).pipe(
+      Effect.map(Option.filter((job) => viewer.owner === undefined || job.owner === viewer.owner)),
+      Effect.flatMap(Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed }))
+    )
 
   /**
    * Async jobs in the queue, by id: when each expires. Queued, a job is its queue entry and
@@ -413,19 +431,20 @@ export const make = Effect.gen(function*() {
         model: submission.model,
         priority: submission.priority,
         body: Json.encode(body),
-        createdAt: yield* Clock.currentTimeMillis
+        createdAt: yield* Clock.currentTimeMillis,
+        owner: submission.owner
       })
       yield* report.queued(info(job), job.createdAt)
       yield* start(job)
       return yield* view(job)
     }).pipe(withSpan("AsyncJobs.submit", { captureStackTrace: false }))
 
-  const await_ = (id: string, wait: Duration.Duration) =>
+  const await_ = (id: string, wait: Duration.Duration, viewer: Viewer = {}) =>
     Effect.scoped(
       Effect.gen(function*() {
         // Subscribe before looking, so an end between the two is not missed.
         const endings = yield* PubSub.subscribe(ended)
-        const job = yield* load(id)
+        const job = yield* load(id, viewer)
         if (finished(job.status)) return yield* view(job)
         yield* Queue.take(endings).pipe(
           Effect.repeat({ until: (ended_) => ended_ === id }),
@@ -435,9 +454,9 @@ export const make = Effect.gen(function*() {
       })
     )
 
-  const cancel = (id: string) =>
+  const cancel = (id: string, viewer: Viewer = {}) =>
     Effect.gen(function*() {
-      const job = yield* load(id)
+      const job = yield* load(id, viewer)
       if (finished(job.status)) return yield* new JobConflict({ id, status: job.status })
       const at = yield* Clock.currentTimeMillis
       // Ending it first makes the runner's own ending a no-op; then stop the runner
@@ -461,11 +480,11 @@ export const make = Effect.gen(function*() {
 
   return AsyncJobs.of({
     submit,
-    get: (id) => load(id).pipe(Effect.flatMap(view)),
+    get: (id, viewer) => load(id, viewer).pipe(Effect.flatMap(view)),
     await: await_,
     cancel,
-    list: (query) =>
-      store.list(query).pipe(
+    list: (query, viewer = {}) =>
+      store.list(viewer.owner === undefined ? query : { ...query, owner: viewer.owner }).pipe(
         Effect.flatMap((page: JobPage) =>
           Effect.forEach(page.jobs, view).pipe(Effect.map((views) => ({ jobs: views, nextCursor: page.nextCursor })))
         )

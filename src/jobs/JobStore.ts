@@ -35,6 +35,8 @@ export interface JobRecord {
   /** The target's final JSON body, as text. */
   readonly result: string | null
   readonly error: string | null
+  /** The name of the key that submitted it; `null` with keys off (such jobs are admin's). */
+  readonly owner: string | null
 }
 
 export interface NewJob {
@@ -44,6 +46,7 @@ export interface NewJob {
   readonly priority: Priority
   readonly body: string
   readonly createdAt: number
+  readonly owner?: string | undefined
 }
 
 export interface JobPage {
@@ -56,7 +59,9 @@ export interface JobStoreService {
   readonly insert: (job: NewJob) => Effect.Effect<JobRecord>
   readonly get: (id: string) => Effect.Effect<Option.Option<JobRecord>>
   /** Newest first. `cursor` is the `seq` below which to continue. */
-  readonly list: (query: { readonly status?: JobStatus; readonly limit: number; readonly cursor?: number }) => Effect.Effect<JobPage>
+  readonly list: (
+    query: { readonly status?: JobStatus; readonly owner?: string; readonly limit: number; readonly cursor?: number }
+  ) => Effect.Effect<JobPage>
   /** Queued or running jobs, oldest first (to re-queue on start). */
   readonly unfinished: Effect.Effect<ReadonlyArray<JobRecord>>
   /** The job was dispatched to the target. */

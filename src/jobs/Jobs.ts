@@ -45,6 +45,8 @@ export interface JobSpec {
    * answer promptly and are bounded either way.
    */
   readonly streams?: boolean
+  /** The name of the API key the request came with (none while keys are off). */
+  readonly caller?: string | undefined
 }
 
 /** A job that has started at the target: its status and its body, still streaming. */
@@ -165,7 +167,14 @@ export const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const key = yield* checkModel(spec)
       const ticket = yield* scheduler.ticket(key, spec.priority)
-      const info: JobInfo = { id: ticket.id, endpoint: spec.endpoint, model: spec.model, priority: spec.priority, async: false }
+      const info: JobInfo = {
+        id: ticket.id,
+        endpoint: spec.endpoint,
+        model: spec.model,
+        priority: spec.priority,
+        async: false,
+        ...(spec.caller === undefined ? {} : { caller: spec.caller })
+      }
       let attempts = 0
       let lastUnreachable: TargetUnreachable | undefined
       const finish = (status: Report.FinishStatus, startedAt: number | undefined, error?: string) =>

@@ -34,6 +34,12 @@ export const migrations: Migrator.Migrations = {
       )`
     yield* sql`CREATE INDEX jobs_status_seq ON jobs (status, seq)`
     yield* sql`CREATE INDEX jobs_finished_at ON jobs (finished_at)`
+  }),
+  // Jobs stored before keys existed have no owner: they are admin's.
+  "0002_job_owner": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE jobs ADD COLUMN owner TEXT`
+    yield* sql`CREATE INDEX jobs_owner_seq ON jobs (owner, seq)`
   })
 }
 
@@ -57,7 +63,8 @@ const JobRow = Schema.Struct({
   finishedAt: column(Schema.NullOr(Schema.Number), "finished_at"),
   attempts: Schema.Number,
   result: Schema.NullOr(Schema.String),
-  error: Schema.NullOr(Schema.String)
+  error: Schema.NullOr(Schema.String),
+  owner: Schema.NullOr(Schema.String)
 })
 
 const decodeRows: (rows: unknown) => Effect.Effect<ReadonlyArray<JobRecord>, ParseResult.ParseError> = Schema.decodeUnknown(
@@ -86,7 +93,8 @@ export const make = Effect.gen(function*() {
           priority: job.priority,
           body: job.body,
           created_at: job.createdAt,
-          attempts: 0
+          attempts: 0,
+          owner: job.owner ?? null
         })
       }`.pipe(
         Effect.orDie,
@@ -94,10 +102,11 @@ export const make = Effect.gen(function*() {
         Effect.map(Option.getOrThrow)
       ),
     get,
-    list: ({ cursor, limit, status }) =>
+    list: ({ cursor, limit, owner, status }) =>
       rows(
         sql`SELECT * FROM jobs WHERE 1 = 1
           ${status === undefined ? sql`` : sql`AND status = ${status}`}
+          ${owner === undefined ? sql`` : sql`AND owner = ${owner}`}
           ${cursor === undefined ? sql`` : sql`AND seq < ${cursor}`}
           ORDER BY seq DESC LIMIT ${limit + 1}`
       ).pipe(

@@ -80,6 +80,7 @@ const finished = (
         model: job.model,
         priority: job.priority,
         async: job.async,
+        ...(job.caller === undefined ? {} : { caller: job.caller }),
         status: outcome.status,
         attempts: outcome.attempts,
         waitMs,
@@ -91,6 +92,7 @@ const finished = (
       endpoint: job.endpoint,
       model: modelLabel(job.model),
       status: outcome.status,
+      caller: job.caller,
       waitMs,
       durationMs,
       started: outcome.startedAt !== undefined

@@ -52,6 +52,8 @@ export const reply = (error: ForemanError): ErrorReply => {
       }
     case "TargetError":
       return { status: error.status, message: error.message }
+    case "Unauthorized":
+      return { status: 401, message: error.message, headers: { "www-authenticate": "Bearer" } }
     case "Forbidden":
       return { status: 403, message: error.message }
   }

@@ -181,15 +181,18 @@ export const JobPage = Schema.Struct({
 
 const WaitingGroup = Schema.Struct({ waiting: Schema.Number, oldestWaitMs: Schema.Number })
 
-/** `GET /foreman/health`: how foreman sees the target and its own queue. */
+/**
+ * `GET /foreman/health`: how foreman sees the target and its own queue. `target` and
+ * `lastError` (which can name the target) only for an admin key, or with keys off.
+ */
 export const Health = Schema.Struct({
   status: Schema.Literal("ok", "degraded"),
-  target: Schema.String,
+  target: Schema.optional(Schema.String),
   reachable: Schema.Boolean,
   lastPollAt: Schema.NullOr(Schema.String),
   lastSuccessAt: Schema.NullOr(Schema.String),
   consecutiveFailures: Schema.Number,
-  lastError: Schema.NullOr(Schema.String),
+  lastError: Schema.optional(Schema.NullOr(Schema.String)),
   jobFaults: Schema.Number,
   models: Schema.Number,
   resident: Schema.Array(Schema.String),
@@ -202,6 +205,11 @@ export const Health = Schema.Struct({
   }),
   jobs: Schema.Record({ key: JobStatus, value: Schema.Number })
 }).annotations({ identifier: "Health" })
+
+/** Health without a key while keys are on: only whether foreman is well. */
+export const HealthStatus = Schema.Struct({ status: Schema.Literal("ok", "degraded") }).annotations({
+  identifier: "HealthStatus"
+})
 
 // ---------------------------------------------------------------------------------------------
 // The API
@@ -253,7 +261,7 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
 export class HealthGroup extends HttpApiGroup.make("health")
   .add(
     HttpApiEndpoint.get("health", "/foreman/health")
-      .addSuccess(Health)
+      .addSuccess(Schema.Union(Health, HealthStatus))
       .annotate(OpenApi.Summary, "How foreman sees the target and its queue (always 200)")
   )
   .add(

@@ -8,9 +8,11 @@ import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Access from "../../auth/access.ts"
 import { ForemanConfig } from "../../Config.ts"
 import { BadRequest } from "../../Errors.ts"
 import * as Json from "../../Json.ts"
@@ -22,6 +24,9 @@ import { health } from "../health.ts"
 import { accepted, priorityOf } from "../jobRoute.ts"
 import { ForemanRouter } from "../Router.ts"
 import { BadRequestError, ForemanApi, maxWait, openApi, JobSubmission } from "./ForemanApi.ts"
+
+/** Whose jobs the request may see (a user key: its own). */
+const viewer = Effect.map(FiberRef.get(Access.currentAccess), Access.viewer)
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -51,27 +56,41 @@ const JobsLive = HttpApiBuilder.group(ForemanApi, "jobs", (handlers) =>
           const { endpoint } = submission
           const decoded = yield* decodeJobRequest(endpoint, encoder.encode(Json.encode(submission.body)))
           const priority = submission.priority ?? (yield* priorityOf(request, "batch"))
-          return accepted(yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority }))
+          const owner = Access.owner(yield* FiberRef.get(Access.currentAccess))
+          return accepted(yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority, owner }))
         }).pipe(Effect.mapError(HttpErrors.api)))
       .handle("list", ({ urlParams }) =>
-        asyncJobs.list({
-          limit: urlParams.limit ?? 50,
-          ...(urlParams.status === undefined ? {} : { status: urlParams.status }),
-          ...(urlParams.cursor === undefined ? {} : { cursor: urlParams.cursor })
-        }).pipe(Effect.map((page) => ({
+        Effect.flatMap(viewer, (viewer) =>
+          asyncJobs.list({
+            limit: urlParams.limit ?? 50,
+            ...(urlParams.status === undefined ? {} : { status: urlParams.status }),
+            ...(urlParams.cursor === undefined ? {} : { cursor: urlParams.cursor })
+          }, viewer)).pipe(Effect.map((page) => ({
           jobs: page.jobs,
           ...(page.nextCursor === undefined ? {} : { nextCursor: String(page.nextCursor) })
         }))))
       .handle("get", ({ path, urlParams }) =>
-        (urlParams.wait === undefined ? asyncJobs.get(path.id) : asyncJobs.await(path.id, Duration.min(urlParams.wait, maxWait)))
-          .pipe(Effect.mapError(HttpErrors.api)))
-      .handle("cancel", ({ path }) => asyncJobs.cancel(path.id).pipe(Effect.mapError(HttpErrors.api)))
+        Effect.flatMap(viewer, (viewer) =>
+          urlParams.wait === undefined
+            ? asyncJobs.get(path.id, viewer)
+            : asyncJobs.await(path.id, Duration.min(urlParams.wait, maxWait), viewer)).pipe(Effect.mapError(HttpErrors.api)))
+      .handle("cancel", ({ path }) =>
+        Effect.flatMap(viewer, (viewer) => asyncJobs.cancel(path.id, viewer)).pipe(Effect.mapError(HttpErrors.api)))
   }))
 
 const HealthLive = HttpApiBuilder.group(ForemanApi, "health", (handlers) => {
   const document = openApi()
   return handlers
-    .handle("health", () => health)
+    .handle("health", () =>
+      Effect.gen(function*() {
+        const access = yield* FiberRef.get(Access.currentAccess)
+        const report = yield* health
+        if (access._tag === "Public") return { status: report.status }
+        if (Access.isAdmin(access)) return report
+        // A user key does not learn where the target is (its URL, or an error naming it).
+        const { lastError: _lastError, target: _target, ...rest } = report
+        return rest
+      }))
     .handle("openapi", () => Effect.succeed(document))
 })
 
