@@ -405,8 +405,11 @@ export const run = <E, R>(
     yield* launch(read.right).pipe(
       Effect.tapErrorCause((cause) => {
         if (Cause.isInterruptedOnly(cause)) return Effect.void
-        // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
-        const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
+        // A launch that refuses the settings (e.g. an unknown plugin, a broken keys file) says
+        // so in one line.
+        const refused = Cause.failureOption(cause).pipe(
+          Option.filter((e) => e instanceof StartupError || e instanceof KeysFile.KeysFileError)
+        )
         return Option.isSome(refused) ? Console.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
       }),
       withLogging(read.right)

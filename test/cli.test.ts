@@ -5,7 +5,7 @@ import { NodeContext } from "@effect/platform-node"
 import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Console, Duration, Effect, Exit, LogLevel, Option, TestClock } from "effect"
 import packageJson from "../package.json" with { type: "json" }
-import { hashKey, readKeys } from "../src/auth/KeysFile.ts"
+import { hashKey, KeysFileError, readKeys } from "../src/auth/KeysFile.ts"
 import { run, StartupError } from "../src/cli.ts"
 import { defaultKeysPath, type ForemanSettings, settings } from "../src/Config.ts"
 
@@ -261,6 +261,22 @@ describe("foreman-effect command line", () => {
       const outcome = yield* cli(["--version"])
       expect(outcome.stdout).toEqual([packageJson.version])
       expect(outcome.launched).toEqual(Option.none())
+    }))
+
+  it.effect("a broken keys file at start is one line on stderr", () =>
+    Effect.gen(function*() {
+      const stderr: Array<string> = []
+      const original = yield* Effect.console
+      const message = "Invalid keys file /x/keys.json: keys: is missing"
+      const error = new KeysFileError({ path: "/x/keys.json", message })
+      const exit = yield* run(["node", "foreman-effect"], () => Effect.fail(error)).pipe(
+        Effect.withConsole({ ...original, error: (...parts) => Effect.sync(() => void stderr.push(parts.join(" "))) }),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map())),
+        Effect.provide(NodeContext.layer),
+        Effect.exit
+      )
+      expect(stderr).toEqual([message])
+      expect(exit).toEqual(Exit.fail(error))
     }))
 
   it.effect("a launch failure fails the run", () =>

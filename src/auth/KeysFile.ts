@@ -293,12 +293,9 @@ interface Snapshot {
   readonly keys: ReadonlyArray<Loaded>
 }
 
-// Stamped before reading: a change between the two is seen by the next request.
-const load = (file: string) =>
-  Effect.suspend(() => {
-    const stamp = stampOf(file)
-    return Effect.map(readKeys(file), (keys): Snapshot => ({ stamp, keys: keys.map(loaded) }))
-  })
+/** The keys of `file` with its stamp, taken before reading: a change in between is seen next time. */
+const load = (file: string, stamp: string) =>
+  Effect.map(readKeys(file), (keys): Snapshot => ({ stamp, keys: keys.map(loaded) }))
 
 export interface KeysFileOptions {
   /** How often the server writes down when each key was last used; a minute unless told. */
@@ -312,18 +309,16 @@ export interface KeysFileOptions {
  */
 export const makeKeys = (file: string, options: KeysFileOptions = {}) =>
   Effect.gen(function*() {
-    const snapshot = yield* Ref.make(yield* load(file))
+    const snapshot = yield* Ref.make(yield* load(file, stampOf(file)))
     const uses = yield* Ref.make(HashMap.empty<string, number>())
 
     const current = Effect.gen(function*() {
       const known = yield* Ref.get(snapshot)
-      if (stampOf(file) === known.stamp) return known.keys
-      const next = yield* load(file).pipe(
+      const stamp = stampOf(file)
+      if (stamp === known.stamp) return known.keys
+      const next = yield* load(file, stamp).pipe(
         Effect.catchAll((error) =>
-          Effect.as(
-            Effect.logWarning(`${error.message}; keeping the keys read before`),
-            { stamp: stampOf(file), keys: known.keys }
-          )
+          Effect.as(Effect.logWarning(`${error.message}; keeping the keys read before`), { stamp, keys: known.keys })
         )
       )
       yield* Ref.set(snapshot, next)
@@ -337,7 +332,7 @@ export const makeKeys = (file: string, options: KeysFileOptions = {}) =>
       const noted = yield* readLastUsed(file)
       const next: Record<string, DateTime.Utc> = {}
       for (const [name, at] of Object.entries(noted)) if (names.has(name)) next[name] = at
-      for (const [name, millis] of pending) next[name] = DateTime.unsafeMake(millis)
+      for (const [name, millis] of pending) if (names.has(name)) next[name] = DateTime.unsafeMake(millis)
       const text = yield* Schema.encode(LastUsedJson)(next).pipe(Effect.orDie)
       yield* writeAtomically(lastUsedPath(file), text + "\n").pipe(
         Effect.tapError(() => Ref.update(uses, (later) => HashMap.union(pending, later))),
