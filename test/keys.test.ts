@@ -1,6 +1,6 @@
 /** The keys file and the `Keys` service read from it. */
 import * as crypto from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
@@ -91,7 +91,8 @@ describe("the keys file", () => {
     Effect.gen(function*() {
       yield* addKey(file, "alice", "user")
       expect(modeOf(file)).toBe(0o600)
-      // Rewritten whole, it stays so, even if someone loosened it.
+      // Rewritten whole, it is so again, even if someone loosened it.
+      chmodSync(file, 0o644)
       yield* addKey(file, "bob", "user")
       expect(modeOf(file)).toBe(0o600)
     }))
