@@ -57,6 +57,10 @@ export interface ForemanSettings {
   readonly maxBodySize: number
   readonly logLevel: LogLevel.LogLevel
   readonly logFormat: "pretty" | "json" | "logfmt"
+  /** The API keys file (`foreman-effect keys` manages it); missing or empty = keys are off. */
+  readonly keysFile: string
+  /** Serve callers without a key even when keys are on or foreman listens beyond loopback. */
+  readonly allowUnauthenticated: boolean
 }
 
 /** The public face of one setting: what the help text and the README show. */
@@ -67,13 +71,18 @@ export interface SettingInfo {
   readonly env: string
   /** As a user would type it. */
   readonly default: string
-  /** The value's name in usage lines: `--port PORT`. */
+  /** The value's name in usage lines: `--port PORT`; `""` for a switch, which takes none. */
   readonly placeholder: string
   readonly description: string
 }
 
 /** One setting as the table holds it. */
 export interface SettingSpec<A> extends Omit<SettingInfo, "key"> {
+  /**
+   * A switch: the flag alone turns it on (`--allow-unauthenticated`; `=false` turns it off);
+   * its env variable and default are text as for any other setting (`true`, `false`).
+   */
+  readonly switch?: true
   /** Completes "expected …" in the error for a bad value. */
   readonly expected: string
   /** `None` for a value the setting refuses. */
@@ -173,6 +182,8 @@ const oneOf = <A>(choices: ReadonlyArray<readonly [string, A]>) => (s: string): 
   return found === undefined ? Option.none() : Option.some(found[1])
 }
 
+const parseBoolean = oneOf([["true", true], ["1", true], ["yes", true], ["false", false], ["0", false], ["no", false]])
+
 const logLevels = LogLevel.allLevels.map((level) => [level._tag.toLowerCase(), level] as const)
 const logFormats = (["pretty", "json", "logfmt"] as const).map((format) => [format, format] as const)
 
@@ -185,10 +196,24 @@ export const defaultDbPath = (
   platform: string = process.platform,
   env: { readonly [name: string]: string | undefined } = process.env,
   home: string = os.homedir()
+): string => dataFilePath("foreman.db", platform, env, home)
+
+/** Where the keys file is unless told otherwise: next to the default database, `keys.json`. */
+export const defaultKeysPath = (
+  platform: string = process.platform,
+  env: { readonly [name: string]: string | undefined } = process.env,
+  home: string = os.homedir()
+): string => dataFilePath("keys.json", platform, env, home)
+
+const dataFilePath = (
+  file: string,
+  platform: string,
+  env: { readonly [name: string]: string | undefined },
+  home: string
 ): string => {
   if (platform === "win32") {
     const appData = env["APPDATA"] || path.win32.join(home, "AppData", "Roaming")
-    return path.win32.join(appData, "foreman-effect", "foreman.db")
+    return path.win32.join(appData, "foreman-effect", file)
   }
   const xdg = env["XDG_DATA_HOME"]
   const dataDir = platform === "darwin"
@@ -196,7 +221,7 @@ export const defaultDbPath = (
     : xdg !== undefined && path.posix.isAbsolute(xdg)
     ? xdg
     : path.posix.join(home, ".local", "share")
-  return path.posix.join(dataDir, "foreman-effect", "foreman.db")
+  return path.posix.join(dataDir, "foreman-effect", file)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -394,6 +419,26 @@ export const settingSpecs: Specs<ForemanSettings> = {
     description: "Log line format: pretty, json or logfmt.",
     expected: "one of pretty, json, logfmt",
     parse: oneOf(logFormats)
+  },
+  keysFile: {
+    flag: "--keys-file",
+    env: "FOREMAN_KEYS_FILE",
+    default: defaultKeysPath(),
+    placeholder: "PATH",
+    description: "JSON file of the API keys (see the keys commands); with no key in it, keys are off. " +
+      "A running foreman reads it again when it changes.",
+    expected: "a file path",
+    parse: parseNonEmpty
+  },
+  allowUnauthenticated: {
+    flag: "--allow-unauthenticated",
+    env: "FOREMAN_ALLOW_UNAUTHENTICATED",
+    default: "false",
+    placeholder: "",
+    switch: true,
+    description: "Serve requests that carry no API key where foreman would otherwise refuse them.",
+    expected: "true or false",
+    parse: parseBoolean
   }
 }
 

@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
+import { KeysLive } from "./auth/KeysFile.ts"
 import { ForemanConfig } from "./Config.ts"
 import * as ForemanApi from "./http/api/ForemanApiLive.ts"
 import * as OllamaRoutes from "./http/ollamaRoutes.ts"
@@ -47,7 +48,7 @@ export const ServicesLive = AsyncJobs.layer.pipe(
   Layer.provideMerge(Layer.mergeAll(Jobs.layer, Poller.layer, StoreLive)),
   Layer.provideMerge(Layer.merge(Scheduler.layer, Target.primaryLayer)),
   Layer.provideMerge(Target.layer),
-  Layer.provideMerge(Events.layer)
+  Layer.provideMerge(Layer.merge(Events.layer, KeysLive))
 )
 
 /**

@@ -44,6 +44,10 @@ const launch = (settings: ForemanSettings) =>
       Effect.catchTag("DatabaseInUse", (error) =>
         new StartupError({
           message: `Cannot use --db ${error.path}: ${error.message} (one process per database: give this one its own --db)`
+        })),
+      Effect.catchTag("Unprotected", (error) =>
+        new StartupError({
+          message: `Refusing to serve --host ${error.host} without API keys: add one (foreman-effect keys add NAME) or pass --allow-unauthenticated to serve everyone who can reach it`
         }))
     )
   })

@@ -16,6 +16,7 @@ import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
@@ -36,6 +37,8 @@ import {
   settingSpecs,
   settingText
 } from "./Config.ts"
+import { type Role, roles } from "./auth/Keys.ts"
+import * as KeysFile from "./auth/KeysFile.ts"
 
 const name = "foreman-effect"
 const summary = "a job broker in front of an Ollama server"
@@ -58,7 +61,10 @@ const ownVersion = Effect.gen(function*() {
   return "unknown"
 })
 
-/** Start-up was refused (bad flag or value); `message` has already been written to stderr. */
+/**
+ * Start-up was refused (bad flag or value), or a `keys` command was; `message` has already
+ * been written to stderr.
+ */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
 
 // --- logging -------------------------------------------------------------------------------
@@ -133,13 +139,22 @@ const helpLine = (setting: Pick<SettingInfo, "description" | "env" | "default">)
  * one-line complaint, whichever of the three it came from. It is a value rather than a failed
  * parse so that `--help` anywhere on the line still wins, and every complaint is reported.
  */
-const optionOf = <A>(spec: SettingSpec<A>): Options.Options<Either.Either<A, string>> =>
-  Options.text(spec.flag.slice("--".length)).pipe(
-    Options.withPseudoName(spec.placeholder),
-    Options.withDescription(helpLine(spec)),
-    Options.withFallbackConfig(settingText(spec)),
-    Options.map((raw) => parseSetting(spec, raw))
-  )
+const optionOf = <A>(spec: SettingSpec<A>): Options.Options<Either.Either<A, string>> => {
+  const name = spec.flag.slice("--".length)
+  // A switch takes no value: present is `true` (or its `=true`/`=false`), absent falls back.
+  const text: Options.Options<string> = spec.switch
+    ? Options.boolean(name).pipe(
+      Options.withDescription(helpLine(spec)),
+      Options.withFallbackConfig(settingText(spec)),
+      Options.map(String)
+    )
+    : Options.text(name).pipe(
+      Options.withPseudoName(spec.placeholder),
+      Options.withDescription(helpLine(spec)),
+      Options.withFallbackConfig(settingText(spec))
+    )
+  return Options.map(text, (raw) => parseSetting(spec, raw))
+}
 
 // A mapped type cannot be mapped generically without help: one cast, checked by the
 // `Specs<ForemanSettings>` type of `settingSpecs` (as for `foremanConfig`).
@@ -187,6 +202,10 @@ const spanText = (span: Span.Span): string => {
 
 const entry = (term: string, description: string) => `${term}\n\n  ${description}`
 
+/** A setting as the help names it: `--port PORT`; a switch alone: `--allow-unauthenticated`. */
+const usageOf = (setting: Pick<SettingInfo, "flag" | "placeholder">) =>
+  setting.placeholder === "" ? setting.flag : `${setting.flag} ${setting.placeholder}`
+
 /** The help: the usage line as @effect/cli writes the options' grammar, then the table. */
 const helpText = (version: string): string =>
   [
@@ -195,10 +214,13 @@ const helpText = (version: string): string =>
     "USAGE",
     ...Usage.enumerate(Options.getUsage(settingsOptions), cliConfig).map((usage) => `$ ${name} ${spanText(usage)}`),
     "OPTIONS",
-    ...settings.map((s) => entry(`${s.flag} ${s.placeholder}`, helpLine(s))),
+    ...settings.map((s) => entry(usageOf(s), helpLine(s))),
     "Each flag falls back to its environment variable, then to its default.",
     entry("-h, --help", helpDescription),
-    entry("--version", versionDescription)
+    entry("--version", versionDescription),
+    "COMMANDS",
+    ...keysCommands.map(([usage, description]) => entry(`${name} ${usage}`, description)),
+    `See ${name} keys --help.`
   ].join("\n\n")
 
 /**
@@ -208,10 +230,142 @@ const helpText = (version: string): string =>
 const describeLeftover = (leftover: ReadonlyArray<string>): string => {
   const arg = leftover.find((arg) => arg !== "--") ?? "--"
   const setting = settings.find((s) => s.flag === arg.split("=")[0])
-  return setting !== undefined
-    ? `Invalid ${setting.flag}: give it once, with a value (${setting.flag} ${setting.placeholder})`
-    : `Unknown argument ${JSON.stringify(arg)} (see ${name} --help)`
+  return setting === undefined
+    ? `Unknown argument ${JSON.stringify(arg)} (see ${name} --help)`
+    : setting.placeholder === ""
+    ? `Invalid ${setting.flag}: give it once (${setting.flag}, ${setting.flag}=true or ${setting.flag}=false)`
+    : `Invalid ${setting.flag}: give it once, with a value (${usageOf(setting)})`
 }
+
+// --- the keys commands ---------------------------------------------------------------------
+
+/** `keys add|list|remove`: usage and what each does, for both helps. */
+const keysCommands: ReadonlyArray<readonly [usage: string, description: string]> = [
+  [
+    "keys add NAME [--role user|admin] [--keys-file PATH]",
+    "Adds an API key named NAME (letters, digits, '.', '_', '-'; at most 64) with the role user (the " +
+    "default) or admin, and prints it as the last line: it is shown only this once."
+  ],
+  ["keys list [--keys-file PATH]", "Lists the keys: name, role, when created, when last used."],
+  ["keys remove NAME [--keys-file PATH]", "Removes the key named NAME; a running foreman refuses it at once."]
+]
+
+const roleDescription = "The new key's role: user (inference, listings, its own async jobs) or admin (everything)."
+
+const keysHelpText = (version: string): string =>
+  [
+    `${name} keys`,
+    `${name} ${version} -- manage the API keys of the keys file`,
+    "USAGE",
+    ...keysCommands.map(([usage]) => `$ ${name} ${usage}`),
+    "COMMANDS",
+    ...keysCommands.map(([usage, description]) => entry(usage.replace(/ \[.*$/, ""), description)),
+    "OPTIONS",
+    entry("--role ROLE", `${roleDescription} (default: user)`),
+    entry(usageOf(settingSpecs.keysFile), helpLine(settingSpecs.keysFile)),
+    entry("-h, --help", helpDescription)
+  ].join("\n\n")
+
+const keysFileOption = optionOf(settingSpecs.keysFile)
+const helpOption = Options.boolean("help").pipe(Options.withAlias("h"), Options.withDescription(helpDescription))
+
+/** The options of the keys commands (`--role` is for `add` only); a name is what no option took. */
+const keysCommandLine = Options.all({
+  help: helpOption,
+  keysFile: keysFileOption,
+  role: Options.text("role").pipe(Options.withPseudoName("ROLE"), Options.optional)
+})
+
+const keysCommandNames = ["add", "list", "remove"] as const
+
+const isKeysCommand = (word: string | undefined): word is typeof keysCommandNames[number] =>
+  keysCommandNames.some((command) => command === word)
+
+const parseRole = (raw: string): Either.Either<Role, string> => {
+  const role = roles.find((role) => role === raw.trim().toLowerCase())
+  return role === undefined
+    ? Either.left(`Invalid --role: expected ${roles.join(" or ")}, got ${JSON.stringify(raw)}`)
+    : Either.right(role)
+}
+
+/** A time as the list shows it: ISO 8601 in UTC, to the second. */
+const shortIso = (at: DateTime.Utc) => DateTime.formatIso(at).replace(/\.\d+Z$/, "Z")
+
+/** Rows in columns two spaces apart; the last column is not padded. */
+const columns = (rows: ReadonlyArray<ReadonlyArray<string>>): ReadonlyArray<string> => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)))
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "))
+}
+
+/**
+ * `foreman-effect keys ...` (`args` after `keys`): one human line, or the table, on stdout; a
+ * refusal as one line on stderr, failing with `StartupError`.
+ */
+const keysCommand = (args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const refuse = (message: string) =>
+      Console.error(message).pipe(Effect.zipRight(Effect.fail(new StartupError({ message }))))
+    const [command, ...rest] = args
+    if (command === undefined || command === "-h" || command === "--help") {
+      return yield* Console.log(keysHelpText(yield* ownVersion))
+    }
+    if (!isKeysCommand(command)) {
+      return yield* refuse(`Unknown keys command ${JSON.stringify(command)}: expected add, list or remove (see ${name} keys --help)`)
+    }
+    const [, leftover, parsed] = yield* Options.processCommandLine(keysCommandLine, rest, cliConfig).pipe(
+      Effect.catchAll(() => refuse(`Invalid command line (see ${name} keys --help)`))
+    )
+    if (parsed.help) return yield* Console.log(keysHelpText(yield* ownVersion))
+    const flag = leftover.find((arg) => arg.startsWith("-") && arg !== "--")
+    if (flag !== undefined) {
+      const known = ["--keys-file", "--role"].includes(flag.split("=")[0]!)
+      return yield* refuse(
+        known
+          ? `Invalid ${flag.split("=")[0]}: give it once, with a value (see ${name} keys --help)`
+          : `Unknown argument ${JSON.stringify(flag)} (see ${name} keys --help)`
+      )
+    }
+    if (command !== "add" && Option.isSome(parsed.role)) {
+      return yield* refuse(`Invalid --role: only keys add takes it (see ${name} keys --help)`)
+    }
+    const names = leftover.filter((arg) => arg !== "--")
+    const usage = keysCommands.find(([line]) => line.startsWith(`keys ${command} `))![0]
+    if (command === "list" ? names.length > 0 : names.length !== 1) {
+      return yield* refuse(`Usage: ${name} ${usage}`)
+    }
+    const file = parsed.keysFile
+    if (Either.isLeft(file)) return yield* refuse(file.left)
+
+    // Every refusal of the keys file's operations is one line already.
+    const done = <A>(self: Effect.Effect<A, { readonly message: string }>) =>
+      Effect.catchAll(self, (error) => refuse(error.message))
+    switch (command) {
+      case "add": {
+        const role = parseRole(Option.getOrElse(parsed.role, () => "user"))
+        if (Either.isLeft(role)) return yield* refuse(role.left)
+        const { key } = yield* done(KeysFile.addKey(file.right, names[0]!, role.right))
+        yield* Console.log(
+          `Added key ${JSON.stringify(names[0])} (${role.right}) to ${file.right}. Keep it now: it is shown only this once.`
+        )
+        return yield* Console.log(key)
+      }
+      case "list": {
+        const keys = yield* done(KeysFile.listKeys(file.right))
+        if (keys.length === 0) return yield* Console.log(`No keys in ${file.right}: keys are off.`)
+        const rows = keys.map((key) => [
+          key.name,
+          key.role,
+          shortIso(key.createdAt),
+          Option.match(key.lastUsed, { onNone: () => "never", onSome: shortIso })
+        ])
+        return yield* Console.log(columns([["NAME", "ROLE", "CREATED", "LAST USED"], ...rows]).join("\n"))
+      }
+      case "remove": {
+        yield* done(KeysFile.removeKey(file.right, names[0]!))
+        return yield* Console.log(`Removed key ${JSON.stringify(names[0])} from ${file.right}.`)
+      }
+    }
+  })
 
 // --- the command ---------------------------------------------------------------------------
 
@@ -234,6 +388,9 @@ export const run = <E, R>(
 
     // Every option has a fallback and every value parses to an `Either`, so the parse itself
     // has nothing left to refuse; its error channel is answered all the same.
+    // `keys ...` manages the keys file; anything else is the server's command line.
+    if (argv[2] === "keys") return yield* keysCommand(argv.slice(3))
+
     const [, leftover, parsed] = yield* Options.processCommandLine(commandLine, argv.slice(2), cliConfig).pipe(
       Effect.catchAll(() => refuse(`Invalid command line (see ${name} --help)`))
     )
@@ -248,8 +405,11 @@ export const run = <E, R>(
     yield* launch(read.right).pipe(
       Effect.tapErrorCause((cause) => {
         if (Cause.isInterruptedOnly(cause)) return Effect.void
-        // A launch that refuses the settings (e.g. an unknown plugin) says so in one line.
-        const refused = Cause.failureOption(cause).pipe(Option.filter((e) => e instanceof StartupError))
+        // A launch that refuses the settings (e.g. an unknown plugin, a broken keys file) says
+        // so in one line.
+        const refused = Cause.failureOption(cause).pipe(
+          Option.filter((e) => e instanceof StartupError || e instanceof KeysFile.KeysFileError)
+        )
         return Option.isSome(refused) ? Console.error(refused.value.message) : Effect.logError(`${name} stopped`, cause)
       }),
       withLogging(read.right)

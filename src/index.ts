@@ -5,7 +5,10 @@
  */
 export * from "./Errors.ts"
 export { type Access, currentAccess, isAdmin, presentedKey, requireAdmin } from "./auth/access.ts"
-export { type Caller, Keys, type KeysService, type Role } from "./auth/Keys.ts"
+export { type Caller, Keys, type KeysService, type Role, roles } from "./auth/Keys.ts"
+export * as KeysFile from "./auth/KeysFile.ts"
+export { KeysFileError, KeysLive } from "./auth/KeysFile.ts"
+export { defaultKeysPath } from "./Config.ts"
 export { ForemanConfig, type ForemanSettings, foremanConfig, parseDuration, settings } from "./Config.ts"
 export { FetchPlatformLive, ForemanLive, HttpLive, NodePlatformLive, ServicesLive, StoreLive } from "./Foreman.ts"
 export * as Metrics from "./events/Metrics.ts"

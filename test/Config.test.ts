@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Layer, LogLevel, Option } from "effect"
 import {
   defaultDbPath,
+  defaultKeysPath,
   defaultSettings,
   ForemanConfig,
   foremanConfig,
@@ -233,7 +234,8 @@ describe("settings", () => {
       "--connect-timeout": "5s",
       "--max-body-size": "64MiB",
       "--log-level": "info",
-      "--log-format": "pretty"
+      "--log-format": "pretty",
+      "--allow-unauthenticated": "false"
     })
   })
 })
@@ -270,6 +272,36 @@ describe("defaultDbPath", () => {
     expect(defaultDbPath("win32", { APPDATA: "C:\\Users\\ada\\AppData\\Roaming" }, "C:\\Users\\ada"))
       .toBe("C:\\Users\\ada\\AppData\\Roaming\\foreman-effect\\foreman.db")
   })
+})
+
+describe("defaultKeysPath", () => {
+  it("is keys.json next to the default database", () => {
+    expect(defaultKeysPath("linux", {}, "/home/ada")).toBe("/home/ada/.local/share/foreman-effect/keys.json")
+    expect(defaultKeysPath("linux", { XDG_DATA_HOME: "/data" }, "/home/ada")).toBe("/data/foreman-effect/keys.json")
+    expect(defaultKeysPath("darwin", {}, "/Users/ada"))
+      .toBe("/Users/ada/Library/Application Support/foreman-effect/keys.json")
+    expect(defaultKeysPath("win32", { APPDATA: "C:\\Users\\ada\\AppData\\Roaming" }, "C:\\Users\\ada"))
+      .toBe("C:\\Users\\ada\\AppData\\Roaming\\foreman-effect\\keys.json")
+    expect(defaultSettings.keysFile).toBe(defaultKeysPath())
+  })
+})
+
+describe("the keys settings", () => {
+  it.effect("FOREMAN_KEYS_FILE and FOREMAN_ALLOW_UNAUTHENTICATED", () =>
+    Effect.gen(function*() {
+      expect(yield* foremanConfig.pipe(withEnv({}))).toMatchObject({ keysFile: defaultKeysPath(), allowUnauthenticated: false })
+      expect(yield* foremanConfig.pipe(withEnv({ FOREMAN_KEYS_FILE: "/etc/foreman/keys.json", FOREMAN_ALLOW_UNAUTHENTICATED: "TRUE" })))
+        .toMatchObject({ keysFile: "/etc/foreman/keys.json", allowUnauthenticated: true })
+      for (const [text, value] of [["1", true], ["yes", true], ["false", false], ["0", false], ["no", false]] as const) {
+        expect((yield* foremanConfig.pipe(withEnv({ FOREMAN_ALLOW_UNAUTHENTICATED: text }))).allowUnauthenticated).toBe(value)
+      }
+      expect(yield* read({ FOREMAN_ALLOW_UNAUTHENTICATED: "maybe" })).toEqual(Either.left(
+        "Invalid --allow-unauthenticated (FOREMAN_ALLOW_UNAUTHENTICATED): expected true or false, got \"maybe\""
+      ))
+      expect(yield* read({ FOREMAN_KEYS_FILE: " " })).toEqual(Either.left(
+        "Invalid --keys-file (FOREMAN_KEYS_FILE): expected a file path, got \" \""
+      ))
+    }))
 })
 
 describe("ForemanConfig", () => {

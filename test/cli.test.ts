@@ -1,9 +1,13 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Console, Duration, Effect, Exit, LogLevel, Option } from "effect"
+import { afterEach, beforeEach, describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Console, Duration, Effect, Exit, LogLevel, Option, TestClock } from "effect"
 import packageJson from "../package.json" with { type: "json" }
+import { hashKey, KeysFileError, readKeys } from "../src/auth/KeysFile.ts"
 import { run, StartupError } from "../src/cli.ts"
-import { type ForemanSettings, settings } from "../src/Config.ts"
+import { defaultKeysPath, type ForemanSettings, settings } from "../src/Config.ts"
 
 interface Outcome {
   readonly exit: Exit.Exit<void, unknown>
@@ -210,10 +214,46 @@ describe("foreman-effect command line", () => {
       const help = outcome.stdout.join("\n")
       expect(help).not.toMatch(/\u001b\[/) // plain text, no ANSI escapes
       for (const s of settings) {
-        expect(help).toContain(`${s.flag} ${s.placeholder}`)
+        // A switch takes no value: its flag stands alone.
+        expect(help).toContain(s.placeholder === "" ? `\n${s.flag}\n` : `${s.flag} ${s.placeholder}`)
         expect(help).toContain(`${s.description} (env: ${s.env}, default: ${s.default})`)
       }
       expect(help).toContain("--version")
+      for (const command of ["keys add NAME [--role user|admin]", "keys list", "keys remove NAME"]) {
+        expect(help).toContain(`foreman-effect ${command}`)
+      }
+    }))
+
+  it.effect("--keys-file and FOREMAN_KEYS_FILE name the keys file; it defaults to the data directory", () =>
+    Effect.gen(function*() {
+      expect(launchedWith(yield* cli([])).keysFile).toBe(defaultKeysPath())
+      expect(launchedWith(yield* cli([], { FOREMAN_KEYS_FILE: "/etc/foreman/keys.json" })).keysFile)
+        .toBe("/etc/foreman/keys.json")
+      expect(launchedWith(yield* cli(["--keys-file", "/tmp/k.json"], { FOREMAN_KEYS_FILE: "/etc/k.json" })).keysFile)
+        .toBe("/tmp/k.json")
+    }))
+
+  it.effect("--allow-unauthenticated is a switch: alone it is on; =false beats env; env and default otherwise", () =>
+    Effect.gen(function*() {
+      expect(launchedWith(yield* cli([])).allowUnauthenticated).toBe(false)
+      expect(launchedWith(yield* cli(["--allow-unauthenticated"])).allowUnauthenticated).toBe(true)
+      expect(launchedWith(yield* cli(["--allow-unauthenticated", "--port", "1"])).allowUnauthenticated).toBe(true)
+      expect(launchedWith(yield* cli(["--allow-unauthenticated=true"])).allowUnauthenticated).toBe(true)
+      expect(launchedWith(yield* cli([], { FOREMAN_ALLOW_UNAUTHENTICATED: "true" })).allowUnauthenticated).toBe(true)
+      expect(
+        launchedWith(yield* cli(["--allow-unauthenticated=false"], { FOREMAN_ALLOW_UNAUTHENTICATED: "true" }))
+          .allowUnauthenticated
+      ).toBe(false)
+      const bad = yield* cli([], { FOREMAN_ALLOW_UNAUTHENTICATED: "maybe" })
+      expect(bad.stderr).toEqual([
+        "Invalid --allow-unauthenticated (FOREMAN_ALLOW_UNAUTHENTICATED): expected true or false, got \"maybe\""
+      ])
+      expect(bad.launched).toEqual(Option.none())
+      const twice = yield* cli(["--allow-unauthenticated", "--allow-unauthenticated"])
+      expect(twice.stderr).toEqual([
+        "Invalid --allow-unauthenticated: give it once (--allow-unauthenticated, --allow-unauthenticated=true or " +
+        "--allow-unauthenticated=false)"
+      ])
     }))
 
   it.effect("--version prints the package version", () =>
@@ -221,6 +261,22 @@ describe("foreman-effect command line", () => {
       const outcome = yield* cli(["--version"])
       expect(outcome.stdout).toEqual([packageJson.version])
       expect(outcome.launched).toEqual(Option.none())
+    }))
+
+  it.effect("a broken keys file at start is one line on stderr", () =>
+    Effect.gen(function*() {
+      const stderr: Array<string> = []
+      const original = yield* Effect.console
+      const message = "Invalid keys file /x/keys.json: keys: is missing"
+      const error = new KeysFileError({ path: "/x/keys.json", message })
+      const exit = yield* run(["node", "foreman-effect"], () => Effect.fail(error)).pipe(
+        Effect.withConsole({ ...original, error: (...parts) => Effect.sync(() => void stderr.push(parts.join(" "))) }),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map())),
+        Effect.provide(NodeContext.layer),
+        Effect.exit
+      )
+      expect(stderr).toEqual([message])
+      expect(exit).toEqual(Exit.fail(error))
     }))
 
   it.effect("a launch failure fails the run", () =>
@@ -231,5 +287,142 @@ describe("foreman-effect command line", () => {
         Effect.exit
       )
       expect(exit).toEqual(Exit.fail("port in use"))
+    }))
+})
+
+describe("foreman-effect keys", () => {
+  let dir = ""
+  let file = ""
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "foreman-keys-cli-"))
+    file = path.join(dir, "keys.json")
+  })
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  /** The outcome of a command that should succeed: its stdout. */
+  const succeeded = (outcome: Outcome) => {
+    expect(outcome.stderr).toEqual([])
+    expect(Exit.isSuccess(outcome.exit)).toBe(true)
+    expect(outcome.launched).toEqual(Option.none())
+    return outcome.stdout.flatMap((text) => text.split("\n"))
+  }
+
+  /** The outcome of a command that should fail: its one line on stderr. */
+  const refused = (outcome: Outcome) => {
+    expect(outcome.stdout).toEqual([])
+    expect(outcome.stderr).toHaveLength(1)
+    expect(outcome.stderr[0]).not.toContain("\n")
+    expect(outcome.exit).toEqual(Exit.fail(new StartupError({ message: outcome.stderr[0]! })))
+    expect(outcome.launched).toEqual(Option.none())
+    return outcome.stderr[0]!
+  }
+
+  it.effect("add prints a line, then the key itself last; the file holds only its hash", () =>
+    Effect.gen(function*() {
+      const out = succeeded(yield* cli(["keys", "add", "alice", "--keys-file", file]))
+      expect(out).toHaveLength(2)
+      expect(out[0]).toBe(`Added key "alice" (user) to ${file}. Keep it now: it is shown only this once.`)
+      const key = out.at(-1)!
+      expect(key).toMatch(/^fk_[A-Za-z0-9_-]{43}$/)
+      const stored = yield* readKeys(file)
+      expect(stored.map((k) => [k.name, k.role, k.hash])).toEqual([["alice", "user", hashKey(key)]])
+      expect(readFileSync(file, "utf8")).not.toContain(key)
+    }))
+
+  it.effect("add --role admin; FOREMAN_KEYS_FILE names the file; the flag beats it", () =>
+    Effect.gen(function*() {
+      const other = path.join(dir, "other.json")
+      succeeded(yield* cli(["keys", "add", "--role", "admin", "root-box"], { FOREMAN_KEYS_FILE: file }))
+      succeeded(yield* cli(["keys", "add", "bob", "--role=user", `--keys-file=${other}`], { FOREMAN_KEYS_FILE: file }))
+      expect((yield* readKeys(file)).map((k) => [k.name, k.role])).toEqual([["root-box", "admin"]])
+      expect((yield* readKeys(other)).map((k) => [k.name, k.role])).toEqual([["bob", "user"]])
+    }))
+
+  it.effect("list shows names, roles, created and last used; never a key or a hash", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(Date.parse("2025-06-01T12:00:00Z"))
+      const alice = succeeded(yield* cli(["keys", "add", "alice"], { FOREMAN_KEYS_FILE: file })).at(-1)!
+      yield* TestClock.adjust(Duration.minutes(90))
+      succeeded(yield* cli(["keys", "add", "bob", "--role", "admin"], { FOREMAN_KEYS_FILE: file }))
+      writeFileSync(`${file}.used`, JSON.stringify({ alice: "2025-06-02T08:30:00.000Z" }))
+      const out = succeeded(yield* cli(["keys", "list", "--keys-file", file]))
+      expect(out).toEqual([
+        "NAME   ROLE   CREATED               LAST USED",
+        "alice  user   2025-06-01T12:00:00Z  2025-06-02T08:30:00Z",
+        "bob    admin  2025-06-01T13:30:00Z  never"
+      ])
+      expect(out.join("\n")).not.toContain(alice)
+      expect(out.join("\n")).not.toContain("sha256")
+    }))
+
+  it.effect("list with no file says keys are off", () =>
+    Effect.gen(function*() {
+      expect(succeeded(yield* cli(["keys", "list", "--keys-file", file]))).toEqual([`No keys in ${file}: keys are off.`])
+    }))
+
+  it.effect("remove takes the key out; an unknown name is refused", () =>
+    Effect.gen(function*() {
+      succeeded(yield* cli(["keys", "add", "alice", "--keys-file", file]))
+      succeeded(yield* cli(["keys", "add", "bob", "--keys-file", file]))
+      expect(succeeded(yield* cli(["keys", "remove", "alice", "--keys-file", file]))).toEqual([
+        `Removed key "alice" from ${file}.`
+      ])
+      expect((yield* readKeys(file)).map((k) => k.name)).toEqual(["bob"])
+      expect(refused(yield* cli(["keys", "remove", "alice", "--keys-file", file]))).toBe(`No key named "alice" in ${file}`)
+    }))
+
+  it.effect("--help and a bare keys print the keys help", () =>
+    Effect.gen(function*() {
+      for (const args of [["keys"], ["keys", "--help"], ["keys", "-h"], ["keys", "add", "--help"], ["keys", "list", "-h"]]) {
+        const help = succeeded(yield* cli(args)).join("\n")
+        expect(help).toContain("$ foreman-effect keys add NAME [--role user|admin] [--keys-file PATH]")
+        expect(help).toContain("$ foreman-effect keys list [--keys-file PATH]")
+        expect(help).toContain("$ foreman-effect keys remove NAME [--keys-file PATH]")
+        expect(help).toContain("(env: FOREMAN_KEYS_FILE, default: ")
+      }
+    }))
+
+  it.effect("keys commands ignore the server's settings, bad ones included", () =>
+    Effect.gen(function*() {
+      succeeded(yield* cli(["keys", "add", "alice"], { FOREMAN_KEYS_FILE: file, FOREMAN_PORT: "abc" }))
+    }))
+
+  it.effect("a duplicate name is refused, the file unchanged", () =>
+    Effect.gen(function*() {
+      succeeded(yield* cli(["keys", "add", "alice", "--keys-file", file]))
+      const before = readFileSync(file, "utf8")
+      expect(refused(yield* cli(["keys", "add", "alice", "--role", "admin", "--keys-file", file]))).toBe(
+        `A key named "alice" is already in ${file} (remove it first to replace it)`
+      )
+      expect(readFileSync(file, "utf8")).toBe(before)
+    }))
+
+  it.effect("a broken keys file is refused in one line", () =>
+    Effect.gen(function*() {
+      writeFileSync(file, "{\"keys\": 3}")
+      for (const args of [["keys", "list"], ["keys", "add", "x"], ["keys", "remove", "x"]]) {
+        expect(refused(yield* cli([...args, "--keys-file", file]))).toMatch(new RegExp(`^Invalid keys file ${file}: keys: `))
+      }
+    }))
+
+  const invalid: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+    [["keys", "frob"], "Unknown keys command \"frob\": expected add, list or remove (see foreman-effect keys --help)"],
+    [["keys", "add"], "Usage: foreman-effect keys add NAME [--role user|admin] [--keys-file PATH]"],
+    [["keys", "add", "a", "b"], "Usage: foreman-effect keys add NAME [--role user|admin] [--keys-file PATH]"],
+    [["keys", "remove"], "Usage: foreman-effect keys remove NAME [--keys-file PATH]"],
+    [["keys", "list", "x"], "Usage: foreman-effect keys list [--keys-file PATH]"],
+    [
+      ["keys", "add", "a b"],
+      "Invalid key name \"a b\": expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    ],
+    [["keys", "add", "x", "--role", "root"], "Invalid --role: expected user or admin, got \"root\""],
+    [["keys", "list", "--role", "admin"], "Invalid --role: only keys add takes it (see foreman-effect keys --help)"],
+    [["keys", "add", "x", "--bogus"], "Unknown argument \"--bogus\" (see foreman-effect keys --help)"],
+    [["keys", "add", "x", "--keys-file"], "Invalid --keys-file: give it once, with a value (see foreman-effect keys --help)"]
+  ]
+  it.effect.each(invalid)("%j is refused with one line on stderr, and writes nothing", ([args, message]) =>
+    Effect.gen(function*() {
+      expect(refused(yield* cli(args, { FOREMAN_KEYS_FILE: file }))).toBe(message)
+      expect(existsSync(file)).toBe(false)
     }))
 })

@@ -4,6 +4,8 @@
  */
 import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, TestClock, TestContext } from "effect"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { ForemanConfig, type ForemanSettings } from "../../src/Config.ts"
 import { ForemanLive, NodePlatformLive } from "../../src/Foreman.ts"
 import type { PluginServices } from "../../src/plugin/Plugin.ts"
@@ -38,6 +40,8 @@ export const startForeman = async (
     host: "127.0.0.1",
     port: 0,
     pollInterval: Duration.hours(1),
+    // Never the user's own keys file: keys are off unless a test gives one.
+    keysFile: join(tmpdir(), `foreman-test-no-keys-${process.pid}-${Math.random().toString(36).slice(2)}.json`),
     db: ":memory:",
     ...settings
   })
