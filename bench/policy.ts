@@ -7,13 +7,14 @@
  *       releases it to the moment the next job holds it, with the queue kept at the same size.
  * Queues are seeded and realistic: normalised model keys as foreman holds them (8 models,
  * popularity skewed), priorities 10 % interactive / 30 % normal / 60 % batch, arrivals
- * spread over the last 50 s (under the default 60 s max-wait), 2 models resident, 1 running.
+ * spread over the last 50 s (under the default 60 s max-wait), 2 models resident, 1 running,
+ * jobs from 4 callers (fair share's path: several callers in every class).
  */
 import { Deferred, Duration, Effect, Layer, Logger, LogLevel, Option, Queue } from "effect"
 import { ForemanConfig } from "../src/Config.ts"
 import * as Target from "../src/target/Target.ts"
 import { Events } from "../src/events/Events.ts"
-import { type Priority, swapAware, type Waiting } from "../src/scheduler/policy.ts"
+import { anonymous, type Priority, type Served, swapAware, type Waiting } from "../src/scheduler/policy.ts"
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
 import * as ModelName from "../src/ollama/ModelName.ts"
 import * as TestTarget from "../test/support/TestTarget.ts"
@@ -49,6 +50,11 @@ const POPULARITY = [30, 20, 15, 10, 10, 7, 5, 3]
 const KEYS = MODELS.map((m) => Option.getOrThrow(ModelName.keyOf(m)))
 const RESIDENT = [KEYS[1]!, KEYS[3]!]
 const RUNNING = [KEYS[1]!]
+/** API keys' names (and requests without a key), by share of the queue. */
+const CALLERS = ["ci-nightly", anonymous, "alice", "bob"] as const
+const CALLER_SHARE = [50, 30, 15, 5]
+/** Who was served lately: every caller, at different distances, none due yet but the rarest. */
+const SERVED: Served = { starts: 1_000, last: new Map([["ci-nightly", 1_000], [anonymous, 999], ["alice", 997], ["bob", 980]]) }
 
 const pick = <A>(random: () => number, items: ReadonlyArray<A>, weights: ReadonlyArray<number>): A => {
   let x = random() * weights.reduce((a, b) => a + b, 0)
@@ -76,7 +82,8 @@ const queue = (n: number, seed: number, now: number): Array<Waiting> => {
     priority: priorityOf(random),
     // Older arrivals first, spread over the last 50 s.
     enqueuedAt: now - 50_000 + Math.floor((50_000 * i) / Math.max(1, n)),
-    attempts: 0
+    attempts: 0,
+    caller: ownCopy(pick(random, CALLERS, CALLER_SHARE))
   }))
 }
 
@@ -106,7 +113,8 @@ const policyRound = (n: number, calls: number, round: number): Array<number> => 
       freeSlots: 1,
       now: now + i,
       maxWait: MAX_WAIT_MS,
-      maxLoaded: 2
+      maxLoaded: 2,
+      served: SERVED
     }
     const start = process.hrtime.bigint()
     const job = swapAware(input)
@@ -149,7 +157,9 @@ const schedulerRounds = (n: number, rounds: number, handovers: number, seed: num
 
       /** Enqueues a job that, once granted, reports when and holds the slot until released. */
       const submit = Effect.gen(function*() {
-        const ticket = yield* scheduler.ticket(ownCopy(pick(random, KEYS, POPULARITY)), priorityOf(random))
+        const ticket = yield* scheduler.ticket(ownCopy(pick(random, KEYS, POPULARITY)), priorityOf(random), {
+          caller: pick(random, CALLERS, CALLER_SHARE)
+        })
         const release = yield* Deferred.make<void>()
         yield* Effect.scoped(
           Effect.gen(function*() {
@@ -228,7 +238,9 @@ export const policy: Benchmark = {
       "",
       `Queues: ${MODELS.length} models (${MODELS.map((m) => `\`${m}\``).join(", ")}) at ${POPULARITY.join("/")} %, ` +
       "priorities 10 % interactive / 30 % normal / 60 % batch, arrivals over the last 50 s (max-wait 60 s: none " +
-      "overdue), 2 models resident, 1 running, 1 free slot. Seeded, so every run decides on the same queues.",
+      "overdue), 2 models resident, 1 running, 1 free slot; jobs from " +
+      `${CALLERS.length} callers at ${CALLER_SHARE.join("/")} %, so fair share weighs callers in every class. ` +
+      "Seeded, so every run decides on the same queues.",
       "",
       table(
         ["queued jobs", "policy p50", "policy p99", "Scheduler hand-over p50", "Scheduler hand-over p99"],

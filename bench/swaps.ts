@@ -8,10 +8,19 @@
  *   (b) through foreman (concurrency 1): every job sent at its arrival time, concurrently,
  *       with its `X-Foreman-Priority`; foreman orders them.
  * Each run gets a fresh fake and a fresh foreman, so the fake's `loads` are that run's swaps.
+ * Then fair share (two callers): A's backlog of 100 batch jobs and B's 5, through the
+ * Scheduler, with and without the callers on the tickets.
  */
-import { Duration } from "effect"
+import { Clock, Duration, Effect, Layer, Logger, LogLevel, Option, TestClock, TestContext } from "effect"
+import { ForemanConfig } from "../src/Config.ts"
+import { Events } from "../src/events/Events.ts"
+import * as ModelName from "../src/ollama/ModelName.ts"
+import { fairShareSpan } from "../src/scheduler/policy.ts"
+import * as Scheduler from "../src/scheduler/Scheduler.ts"
+import * as Target from "../src/target/Target.ts"
 import { type FakeTarget, startFakeTarget } from "../test/support/FakeTarget.ts"
 import { startForeman } from "../test/support/foreman.ts"
+import * as TestTarget from "../test/support/TestTarget.ts"
 import { type Benchmark, type Check, mean, percentile, ratio, seconds, seededRandom, table, times } from "./lib.ts"
 
 /** The simulated GPU box: 1 s per model swap, one model held, 8 chunks × 25 ms ≈ 0.2 s per job. */
@@ -313,6 +322,185 @@ const checksFor = (m: Measured): ReadonlyArray<Check> => {
   ]
 }
 
+// ---------------------------------------------------------------------------------------------
+// Two callers: fair share
+//
+// Requests do not carry a caller over HTTP until API keys reach the routes, so this workload
+// runs through the real Scheduler service (its queue, its policy, its bookkeeping of who was
+// served) in this process, under a virtual clock, with the simulated target's costs: a job
+// takes the chunks' time, plus the load time when its model is not the one loaded.
+
+const CALLER_A = "team-a"
+const CALLER_B = "team-b"
+/** B's jobs arrive once A's backlog is queued and its first model is running. */
+const B_ARRIVAL_MS = 2_000
+const B_MODEL = "c"
+/** The virtual clock's step: every arrival and duration here is a multiple of it. */
+const STEP_MS = 10
+
+interface CallerJob {
+  readonly id: number
+  readonly caller: string
+  readonly model: string
+  readonly arrivalMs: number
+}
+
+/** A holds 100 batch jobs over 3 models (queued 10 ms apart); B sends 5 batch jobs for one model later. */
+const twoCallers = (): ReadonlyArray<CallerJob> => [
+  ...Array.from({ length: 100 }, (_, i): CallerJob => ({ id: i, caller: CALLER_A, model: "abc"[i % 3]!, arrivalMs: i * 10 })),
+  ...Array.from({ length: 5 }, (_, i): CallerJob => ({ id: 100 + i, caller: CALLER_B, model: B_MODEL, arrivalMs: B_ARRIVAL_MS + i * 50 }))
+]
+
+interface CallerRun {
+  /** Jobs in the order they started, with when (virtual ms since the run's start). */
+  readonly order: ReadonlyArray<CallerJob & { readonly startMs: number }>
+  /** Models loaded, in order: one per swap. */
+  readonly loads: ReadonlyArray<string>
+  /** The swaps the Scheduler counted itself, to cross-check. */
+  readonly schedulerSwaps: number
+}
+
+/** Replays the jobs through the Scheduler; `caller` maps each job to the caller its ticket names. */
+const throughScheduler = (jobs: ReadonlyArray<CallerJob>, caller: (job: CallerJob) => string | undefined) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const target = yield* TestTarget.make(["a:latest", "b:latest", "c:latest"])
+      const context = yield* Layer.build(
+        Scheduler.layer.pipe(
+          Layer.provideMerge(Target.fromClients([target.client])),
+          Layer.provideMerge(Events.layer),
+          Layer.provide(ForemanConfig.make({
+            pollInterval: Duration.hours(1),
+            concurrency: 1,
+            maxLoadedModels: SIM.maxLoaded,
+            maxWait: Duration.millis(MAX_WAIT_MS)
+          }))
+        )
+      )
+      const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
+      const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
+      yield* inventory.poll
+      const order: Array<CallerJob & { readonly startMs: number }> = []
+      const loads: Array<string> = []
+      const fibers = yield* Effect.forEach(jobs, (job) =>
+        Effect.sleep(job.arrivalMs).pipe(
+          Effect.zipRight(Effect.suspend(() => {
+            const name = caller(job)
+            return scheduler.ticket(Option.getOrThrow(ModelName.keyOf(job.model)), "batch", name === undefined ? undefined : { caller: name })
+          })),
+          Effect.flatMap((ticket) =>
+            Effect.scoped(Effect.gen(function*() {
+              yield* scheduler.acquire(ticket)
+              order.push({ ...job, startMs: yield* Clock.currentTimeMillis })
+              const load = loads.at(-1) !== job.model
+              if (load) loads.push(job.model)
+              yield* Effect.sleep((load ? SIM.loadDelayMs : 0) + SIM.chunks * SIM.tokenDelayMs)
+            }))
+          ),
+          Effect.fork
+        ))
+      while (order.length < jobs.length || !(yield* Effect.every(fibers, (f) => Effect.map(f.poll, Option.isSome)))) {
+        yield* TestClock.adjust(STEP_MS)
+      }
+      return { order, loads, schedulerSwaps: (yield* scheduler.stats).swaps } satisfies CallerRun
+    })
+  ).pipe(Effect.provide(TestContext.TestContext), Logger.withMinimumLogLevel(LogLevel.None))
+
+interface CallerWaits {
+  readonly n: number
+  readonly p50Ms: number
+  readonly maxMs: number
+}
+
+interface CallerSummary {
+  readonly swaps: number
+  readonly makespanMs: number
+  readonly a: CallerWaits
+  readonly b: CallerWaits
+  /** The most of A's jobs that started after one of B's arrived and before it started. */
+  readonly bBehindA: number
+}
+
+const waitsOf = (run: CallerRun, caller: string): CallerWaits => {
+  const xs = run.order.filter((j) => j.caller === caller).map((j) => j.startMs - j.arrivalMs)
+  return { n: xs.length, p50Ms: percentile(xs, 50), maxMs: Math.max(...xs) }
+}
+
+const summariseCallers = (run: CallerRun): CallerSummary => ({
+  swaps: run.loads.length,
+  makespanMs: Math.max(...run.order.map((j) => j.startMs)) + SIM.chunks * SIM.tokenDelayMs,
+  a: waitsOf(run, CALLER_A),
+  b: waitsOf(run, CALLER_B),
+  bBehindA: Math.max(...run.order.map((j, i) =>
+    j.caller !== CALLER_B ? 0 : run.order.slice(0, i).filter((o) => o.caller === CALLER_A && o.startMs >= j.arrivalMs).length
+  ))
+})
+
+interface FairShare {
+  readonly oneCaller: { readonly summary: CallerSummary; readonly run: CallerRun }
+  readonly twoCallers: { readonly summary: CallerSummary; readonly run: CallerRun }
+}
+
+const fairShareRun = async (): Promise<FairShare> => {
+  const jobs = twoCallers()
+  // The same jobs with no caller on their tickets (all anonymous), and with A's and B's.
+  const one = await Effect.runPromise(throughScheduler(jobs, () => undefined))
+  const two = await Effect.runPromise(throughScheduler(jobs, (j) => j.caller))
+  return {
+    oneCaller: { summary: summariseCallers(one), run: one },
+    twoCallers: { summary: summariseCallers(two), run: two }
+  }
+}
+
+const renderFairShare = (fair: FairShare, checks: ReadonlyArray<Check>): ReadonlyArray<string> => {
+  const one = fair.oneCaller.summary
+  const two = fair.twoCallers.summary
+  const rowsOf: ReadonlyArray<readonly [string, (s: CallerSummary) => string]> = [
+    ["swaps (model loads)", (s) => String(s.swaps)],
+    ["makespan", (s) => seconds(s.makespanMs)],
+    ["A's wait p50 / max", (s) => `${seconds(s.a.p50Ms)} / ${seconds(s.a.maxMs)}`],
+    ["B's wait p50 / max", (s) => `${seconds(s.b.p50Ms)} / ${seconds(s.b.maxMs)}`],
+    ["B's jobs waited behind at most N of A's", (s) => String(s.bBehindA)]
+  ]
+  return [
+    "## Two callers: fair share",
+    "",
+    `A holds 100 batch jobs over models a/b/c (a b c a b c …, queued 10 ms apart from 0 s); B sends 5 batch jobs ` +
+    `for model ${B_MODEL} from ${B_ARRIVAL_MS / 1000} s (50 ms apart). Same simulated target and foreman settings; ` +
+    "the jobs run through the real Scheduler in process under a virtual clock (requests carry no caller over HTTP " +
+    "yet). \"One caller\": the same jobs with no caller on their tickets (today's decisions); \"two callers\": " +
+    "A's and B's. Wait: start − arrival. \"Behind\": A's jobs started after one of B's arrived and before it started.",
+    "",
+    table(["", "one caller", "two callers"], rowsOf.map(([label, get]) => [label, get(one), get(two)])),
+    "",
+    `The Scheduler counted ${fair.oneCaller.run.schedulerSwaps} and ${fair.twoCallers.run.schedulerSwaps} swaps itself. ` +
+    `Loads: one caller ${fair.oneCaller.run.loads.join(" ")}; two callers ${fair.twoCallers.run.loads.join(" ")}. ` +
+    `B's model is not resident when its jobs arrive, so serving them early loads it early and the model it ` +
+    "interrupted once more: one load over the one-caller figure, the price of not making B wait for A's backlog.",
+    "",
+    "Targets (fair share):",
+    "",
+    ...checks.map((c) => `- **${c.pass ? "PASS" : "FAIL"}** ${c.target}: ${c.measured}`)
+  ]
+}
+
+const fairShareChecks = (fair: FairShare): ReadonlyArray<Check> => {
+  const one = fair.oneCaller.summary
+  const two = fair.twoCallers.summary
+  return [
+    {
+      target: `with two callers, B's jobs wait behind at most ${fairShareSpan} of A's (fair share's span)`,
+      measured: `${two.bBehindA} (one caller: ${one.bBehindA})`,
+      pass: two.bBehindA <= fairShareSpan
+    },
+    {
+      target: "with two callers, swaps <= the one-caller figure + 1 (B's model loaded early, once)",
+      measured: `${two.swaps} vs ${one.swaps}`,
+      pass: two.swaps <= one.swaps + 1
+    }
+  ]
+}
+
 export const swaps: Benchmark = {
   name: "swaps",
   title: "Model swaps: FIFO straight to the target vs through foreman",
@@ -328,10 +516,12 @@ export const swaps: Benchmark = {
       })
     }
     const checks = checksFor(results[0]!)
+    const fair = await fairShareRun()
+    const fairChecks = fairShareChecks(fair)
     return {
-      data: { simulatedTarget: SIM, maxWaitMs: MAX_WAIT_MS, workloads: results },
-      markdown: render(results, checks),
-      checks
+      data: { simulatedTarget: SIM, maxWaitMs: MAX_WAIT_MS, workloads: results, fairShare: fair },
+      markdown: [render(results, checks), "", ...renderFairShare(fair, fairChecks)].join("\n"),
+      checks: [...checks, ...fairChecks]
     }
   }
 }

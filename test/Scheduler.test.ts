@@ -7,7 +7,7 @@ import { Duration, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } f
 import { ForemanConfig, type ForemanSettings } from "../src/Config.ts"
 import * as Target from "../src/target/Target.ts"
 import { Events } from "../src/events/Events.ts"
-import type { Priority } from "../src/scheduler/policy.ts"
+import { anonymous, type Priority } from "../src/scheduler/policy.ts"
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
 import * as TestTarget from "./support/TestTarget.ts"
 
@@ -38,18 +38,18 @@ const setup = (settings: Partial<ForemanSettings>) =>
     const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
     const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
     yield* inventory.poll
-    const started = yield* Ref.make<ReadonlyArray<{ model: string; at: number; id: string }>>([])
+    const started = yield* Ref.make<ReadonlyArray<{ model: string; at: number; id: string; caller: string }>>([])
     /** A job: waits for its slot, records when it started, runs for `duration`. */
-    const job = (model: string, priority: Priority, duration: Duration.DurationInput) =>
+    const job = (model: string, priority: Priority, duration: Duration.DurationInput, caller?: string) =>
       Effect.gen(function*() {
         const known = scheduler.stats.pipe(Effect.map((q) => q.waiting + q.running))
         const before = yield* known
-        const ticket = yield* scheduler.ticket(model, priority)
+        const ticket = yield* scheduler.ticket(model, priority, caller === undefined ? undefined : { caller })
         const fiber = yield* Effect.scoped(
           Effect.gen(function*() {
             yield* scheduler.acquire(ticket)
             const at = yield* TestClock.currentTimeMillis
-            yield* Ref.update(started, (list) => [...list, { model, at, id: ticket.id }])
+            yield* Ref.update(started, (list) => [...list, { model, at, id: ticket.id, caller: ticket.caller }])
             yield* Effect.sleep(duration)
           })
         ).pipe(Effect.fork)
@@ -259,5 +259,36 @@ describe("Scheduler", () => {
       expect(yield* scheduler.stats).toMatchObject({ waiting: 0, running: 1 })
       expect(yield* scheduler.release(b.id)).toBe("running")
       expect(yield* scheduler.stats).toMatchObject({ waiting: 0, running: 0 })
+    }))
+
+  it.scoped("a ticket's caller defaults to anonymous; a new caller's batch job takes the next slot behind another's backlog", () =>
+    Effect.gen(function*() {
+      const { job, scheduler, started } = yield* setup({})
+      expect((yield* scheduler.ticket(A, "batch")).caller).toBe(anonymous)
+      expect((yield* scheduler.ticket(A, "batch", { caller: "team-b" })).caller).toBe("team-b")
+      // A: 20 batch jobs, 1 s each, on A then B; B's caller sends 3 for C at 2.5 s.
+      for (let i = 0; i < 20; i++) yield* job(i < 10 ? A : B, "batch", "1 second", "team-a")
+      yield* TestClock.adjust("2500 millis")
+      for (let i = 0; i < 3; i++) yield* job(C, "batch", "1 second", "team-b")
+      for (let i = 0; i < 30; i++) yield* TestClock.adjust("1 second")
+      const list = yield* Ref.get(started)
+      expect(list).toHaveLength(23)
+      // B never served: its first job takes the next slot (3 s); its model is then resident
+      // and B has it to itself, so its other two follow (fair share costs one load there and
+      // one back to A, where A alone would have loaded C last).
+      expect(list.filter((s) => s.caller === "team-b").map((s) => s.at)).toEqual([3_000, 4_000, 5_000])
+      expect(list.map((s) => s.model)).toEqual([A, A, A, C, C, C, ...Array(7).fill(A), ...Array(10).fill(B)])
+      expect((yield* scheduler.stats).swaps).toBe(4)
+    }))
+
+  it.scoped("one caller's jobs on the resident model alternate with another's: at most 4 of one between two of the other", () =>
+    Effect.gen(function*() {
+      const { job, started } = yield* setup({})
+      for (let i = 0; i < 12; i++) yield* job(A, "batch", "1 second", "team-a")
+      yield* TestClock.adjust("500 millis")
+      for (let i = 0; i < 3; i++) yield* job(A, "batch", "1 second", "team-b")
+      for (let i = 0; i < 16; i++) yield* TestClock.adjust("1 second")
+      const callers = (yield* Ref.get(started)).map((s) => s.caller === "team-a" ? "a" : "b").join("")
+      expect(callers).toBe("abababaaaaaaaaa")
     }))
 })

@@ -1,26 +1,31 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, FastCheck as fc, TestClock } from "effect"
 import {
+  anonymous,
+  fairShareSpan,
   fifo,
   isSwap,
+  noneServed,
   place,
   type Policy,
   type PolicyInput,
   priorities,
   type Priority,
   residentModels,
+  type Served,
   swapAware,
   type TargetState,
   type Waiting
 } from "../src/scheduler/policy.ts"
 
-const job = (seq: number, model: string, priority: Priority = "normal", enqueuedAt = 0): Waiting => ({
+const job = (seq: number, model: string, priority: Priority = "normal", enqueuedAt = 0, caller = anonymous): Waiting => ({
   id: `j${seq}`,
   seq,
   model,
   priority,
   enqueuedAt,
-  attempts: 0
+  attempts: 0,
+  caller
 })
 
 const input = (overrides: Partial<PolicyInput>): PolicyInput => ({
@@ -31,6 +36,7 @@ const input = (overrides: Partial<PolicyInput>): PolicyInput => ({
   now: 0,
   maxWait: 60_000,
   maxLoaded: 1,
+  served: noneServed,
   ...overrides
 })
 
@@ -66,6 +72,7 @@ interface Arrival {
   readonly model: string
   readonly priority: Priority
   readonly enqueuedAt: number
+  readonly caller?: string
 }
 
 /**
@@ -77,8 +84,11 @@ const simulate = (
   arrivals: ReadonlyArray<Arrival>,
   options: { readonly duration: number; readonly maxWait: number }
 ) => {
-  const jobs = arrivals.map((a, i) => job(i + 1, a.model, a.priority, a.enqueuedAt))
+  const jobs = arrivals.map((a, i) => job(i + 1, a.model, a.priority, a.enqueuedAt, a.caller))
   const starts = new Map<string, number>()
+  // Kept as the Scheduler keeps it: every start counted, each caller's latest noted.
+  const last = new Map<string, number>()
+  const order: Array<Waiting> = []
   let waiting: Array<Waiting> = []
   let resident: ReadonlyArray<string> = []
   let next = 0
@@ -97,7 +107,8 @@ const simulate = (
       freeSlots: 1,
       now: t,
       maxWait: options.maxWait,
-      maxLoaded: 1
+      maxLoaded: 1,
+      served: { starts: order.length, last }
     })
     // With a free slot and nothing running, something must start, or the queue would stall.
     expect(picked).toBeDefined()
@@ -105,10 +116,12 @@ const simulate = (
     if (isSwap(picked!.model, { resident, running: [] })) swaps++
     resident = [picked!.model]
     starts.set(picked!.id, t)
+    order.push(picked!)
+    last.set(picked!.caller, order.length)
     waiting = waiting.filter((j) => j !== picked)
     t += options.duration
   }
-  return { jobs, starts, swaps }
+  return { jobs, starts, swaps, order }
 }
 
 describe("swapAware: slots", () => {
@@ -358,7 +371,8 @@ describe("swapAware: properties", () => {
     freeSlots: fc.integer({ min: -1, max: 3 }),
     now: fc.constant(now),
     maxWait: fc.integer({ min: 0, max: 21 }).map((s) => s * 1_000),
-    maxLoaded: fc.integer({ min: 1, max: 3 })
+    maxLoaded: fc.integer({ min: 1, max: 3 }),
+    served: fc.constant(noneServed)
   })
 
   it.prop("agrees with the literal rules; picks a waiting job that can start, never without a slot", {
@@ -437,5 +451,244 @@ describe("place: the queue over the targets' states", () => {
     expect(place(swapAware)({ waiting, targets: [target({ reachable: false }), target({ resident: ["B"] })], now: 0 }))
       .toEqual({ job: waiting[1], target: 1 })
     expect(place(swapAware)({ waiting, targets: [], now: 0 })).toBeUndefined()
+  })
+})
+
+/**
+ * Fair share written as literally as possible (sets, sorts, finds): the oracle for swapAware
+ * with several callers. One caller: `reference`.
+ */
+const fairReference: Policy = (input) => {
+  const { freeSlots, maxLoaded, maxWait, now, resident, running, served, waiting } = input
+  if (freeSlots <= 0) return undefined
+  const byAge = [...waiting].sort((a, b) => a.seq - b.seq)
+  if (byAge.some((j) => now - j.enqueuedAt > maxWait)) return reference(input)
+  const top = priorities.find((p) => byAge.some((j) => j.priority === p))
+  const klass = byAge.filter((j) => j.priority === top)
+  const callers = [...new Set(klass.map((j) => j.caller))]
+  if (callers.length <= 1) return reference(input)
+  const canStart = (model: string) => running.includes(model) || new Set([...running, model]).size <= maxLoaded
+  const isWarm = (j: Waiting) => (resident.includes(j.model) || running.includes(j.model)) && canStart(j.model)
+  const since = (c: string) => served.last.has(c) ? served.starts - served.last.get(c)! : Number.POSITIVE_INFINITY
+  const headOf = (c: string) => klass.find((j) => j.caller === c)!
+  const warmOf = (c: string) => klass.find((j) => j.caller === c && isWarm(j))
+  // Least recently served first; never-served callers tie, broken by the job named.
+  const leastRecent = (cs: ReadonlyArray<string>, job: (c: string) => Waiting) =>
+    [...cs].sort((a, b) => since(a) === since(b) ? job(a).seq - job(b).seq : since(b) > since(a) ? 1 : -1)[0]
+  const startable = (j: Waiting) => canStart(j.model) ? j : undefined
+  const due = leastRecent(callers, headOf)!
+  if (since(due) >= fairShareSpan * (callers.length - 1)) return warmOf(due) ?? startable(headOf(due))
+  const warmCallers = callers.filter((c) => warmOf(c) !== undefined)
+  if (warmCallers.length > 0) return warmOf(leastRecent(warmCallers, (c) => warmOf(c)!)!)
+  return startable(headOf(due))
+}
+
+/** `served` from each caller's latest start, counted back from `starts`. */
+const servedAgo = (starts: number, ago: Record<string, number>): Served => ({
+  starts,
+  last: new Map(Object.entries(ago).map(([caller, n]) => [caller, starts - n]))
+})
+
+describe("swapAware: fair share between callers", () => {
+  const A = "team-a"
+  const B = "team-b"
+  const C = "team-c"
+
+  it("one caller: its name and history change nothing", () => {
+    const waiting = [job(1, "B", "normal", 0, A), job(2, "A", "normal", 0, A)]
+    for (const served of [noneServed, servedAgo(100, { [A]: 0 }), servedAgo(100, { [A]: 99 })]) {
+      expect(pickId(swapAware, { waiting, resident: ["A"], served })).toBe("j2")
+    }
+  })
+
+  it("a caller never served goes next with its oldest job, even if that loads a model", () => {
+    const waiting = [job(1, "A", "batch", 0, A), job(2, "A", "batch", 0, A), job(3, "B", "batch", 0, B)]
+    expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(10, { [A]: 0 }) })).toBe("j3")
+  })
+
+  it("a caller not yet due waits while another caller's jobs use the resident model (no swap)", () => {
+    const waiting = [job(1, "B", "batch", 0, B), job(2, "A", "batch", 0, A), job(3, "A", "batch", 0, A)]
+    // B was served 1..3 starts ago: A's resident work goes first.
+    for (let ago = 1; ago < fairShareSpan; ago++) {
+      expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(10, { [A]: 0, [B]: ago }) })).toBe("j2")
+    }
+  })
+
+  it("fairShareSpan starts per other caller since its last: due, its job loads its model", () => {
+    const waiting = [job(1, "B", "batch", 0, B), job(2, "A", "batch", 0, A), job(3, "C", "batch", 0, C)]
+    const two = waiting.slice(0, 2)
+    expect(pickId(swapAware, { waiting: two, resident: ["A"], served: servedAgo(10, { [A]: 0, [B]: fairShareSpan }) }))
+      .toBe("j1")
+    // Three callers waiting: the span counts per other caller.
+    const three = { waiting, resident: ["A"] }
+    expect(pickId(swapAware, { ...three, served: servedAgo(20, { [A]: 0, [B]: 2 * fairShareSpan - 1, [C]: 1 }) })).toBe("j2")
+    expect(pickId(swapAware, { ...three, served: servedAgo(20, { [A]: 0, [B]: 2 * fairShareSpan, [C]: 1 }) })).toBe("j1")
+  })
+
+  it("the least recently served due caller goes first; never-served callers by their oldest job", () => {
+    const waiting = [job(1, "A", "batch", 0, A), job(2, "B", "batch", 0, B), job(3, "C", "batch", 0, C)]
+    expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(30, { [A]: 0, [B]: 20, [C]: 25 }) })).toBe("j3")
+    expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(30, { [A]: 0 }) })).toBe("j2")
+  })
+
+  it("a due caller's job on the resident model comes before its older one that needs a load", () => {
+    const waiting = [job(1, "B", "batch", 0, B), job(2, "A", "batch", 0, A), job(3, "A", "batch", 0, B)]
+    expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(10, { [A]: 0 }) })).toBe("j3")
+  })
+
+  it("on the resident model, callers take turns: the least recently served one's oldest job", () => {
+    const waiting = [job(1, "A", "batch", 0, A), job(2, "A", "batch", 0, A), job(3, "A", "batch", 0, B)]
+    // B's latest start was 1 start ago, A's just now: B's turn, though A's jobs are older.
+    expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(10, { [A]: 0, [B]: 1 }) })).toBe("j3")
+    expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(10, { [A]: 1, [B]: 0 }) })).toBe("j1")
+  })
+
+  it("with no work on a resident model, the least recently served caller picks the next model", () => {
+    // A has the class's oldest job, but B was served longer ago.
+    const waiting = [job(1, "B", "batch", 0, A), job(2, "C", "batch", 0, B)]
+    expect(pickId(swapAware, { waiting, resident: ["A"], served: servedAgo(10, { [A]: 0, [B]: 1 }) })).toBe("j2")
+  })
+
+  it("overdue jobs and higher classes come first: fair share is within the class", () => {
+    const served = servedAgo(10, { [A]: 0 })
+    const higher = [job(1, "B", "batch", 0, B), job(2, "A", "interactive", 0, A)]
+    expect(pickId(swapAware, { waiting: higher, resident: ["A"], served })).toBe("j2")
+    const overdue = [job(1, "A", "batch", 0, A), job(2, "B", "batch", 5_000, B)]
+    expect(pickId(swapAware, { waiting: overdue, resident: ["B"], now: 6_000, maxWait: 5_000, served })).toBe("j1")
+  })
+
+  it("a due caller's job that cannot start holds the slot (it is not overtaken)", () => {
+    const waiting = [job(1, "B", "batch", 0, B), job(2, "A", "batch", 0, A)]
+    const base = { waiting, running: ["A"], resident: ["A"], freeSlots: 1, served: servedAgo(10, { [A]: 0 }) }
+    expect(pickId(swapAware, base)).toBeUndefined()
+    expect(pickId(swapAware, { ...base, maxLoaded: 2 })).toBe("j1")
+  })
+
+  const now = 20_000
+  const callerArb = fc.constantFrom(anonymous, A, B, C)
+  const servedArb: fc.Arbitrary<Served> = fc.record({
+    starts: fc.constant(50),
+    // Ties (equal latest starts, callers never served) come up often.
+    last: fc.dictionary(callerArb, fc.integer({ min: 30, max: 50 })).map((d) => new Map(Object.entries(d)))
+  })
+  const manyCallersArb: fc.Arbitrary<PolicyInput> = fc.record({
+    waiting: fc.uniqueArray(
+      fc.record({
+        seq: fc.integer({ min: 1, max: 1_000 }),
+        model: modelArb,
+        priority: priorityArb,
+        age: fc.integer({ min: 0, max: 20 }),
+        caller: callerArb
+      }),
+      { selector: (j) => j.seq, maxLength: 25 }
+    ).map((js) => js.map((j) => job(j.seq, j.model, j.priority, now - j.age * 1_000, j.caller))),
+    running: fc.array(modelArb, { maxLength: 3 }),
+    resident: fc.uniqueArray(modelArb, { maxLength: 3 }),
+    freeSlots: fc.integer({ min: -1, max: 3 }),
+    now: fc.constant(now),
+    maxWait: fc.integer({ min: 0, max: 21 }).map((s) => s * 1_000),
+    maxLoaded: fc.integer({ min: 1, max: 3 }),
+    served: servedArb
+  })
+
+  it.prop("one caller, any name and history: exactly the one-caller rules", {
+    input: manyCallersArb,
+    caller: callerArb
+  }, ({ caller, input }) => {
+    const one = { ...input, waiting: input.waiting.map((j) => ({ ...j, caller })) }
+    expect(swapAware(one)).toBe(reference(one))
+  }, { fastCheck: { numRuns: 1_000, seed: 20261201 } })
+
+  it.prop("several callers: agrees with the literal rules; picks a waiting job that can start", {
+    input: manyCallersArb
+  }, ({ input }) => {
+    const picked = swapAware(input)
+    expect(picked).toBe(fairReference(input))
+    if (picked !== undefined) {
+      expect(input.waiting).toContain(picked)
+      const loaded = new Set([...input.running, picked.model]).size
+      expect(input.running.includes(picked.model) || loaded <= input.maxLoaded).toBe(true)
+    }
+  }, { fastCheck: { numRuns: 2_000, seed: 20261202 } })
+
+  const duration = 1_000
+  it.prop("two callers, one class, no aging: at most fairShareSpan of one's jobs start while the other waits", {
+    arrivals: fc.array(
+      fc.record({
+        model: fc.constantFrom("A", "A", "A", "B", "C"),
+        caller: fc.constantFrom(A, A, A, B),
+        gap: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 * duration }))
+      }),
+      { minLength: 1, maxLength: 40 }
+    )
+  }, ({ arrivals }) => {
+    let at = 0
+    const timed = arrivals.map(({ caller, gap, model }): Arrival => ({ model, caller, priority: "batch", enqueuedAt: (at += gap) }))
+    const { jobs, order, starts } = simulate(swapAware, timed, { duration, maxWait: Number.POSITIVE_INFINITY })
+    for (const [i, picked] of order.entries()) {
+      const t = starts.get(picked.id)!
+      // Jobs of the other caller waiting at this start: it must have had one of the last span + 1 starts.
+      const starved = jobs.some((j) => j.caller !== picked.caller && j.enqueuedAt <= t && starts.get(j.id)! > t)
+      if (!starved || i < fairShareSpan) continue
+      const recent = order.slice(i - fairShareSpan, i + 1)
+      const waitingSince = Math.min(...jobs.filter((j) => j.caller !== picked.caller && j.enqueuedAt <= t && starts.get(j.id)! > t)
+        .map((j) => j.enqueuedAt))
+      // Only once it has waited through the whole window does the window have to hold one of its starts.
+      if (starts.get(recent[0]!.id)! < waitingSince) continue
+      expect(recent.some((j) => j.caller !== picked.caller)).toBe(true)
+    }
+  }, { fastCheck: { numRuns: 500, seed: 20261203 } })
+})
+
+describe("swapAware: fair share, the point of it", () => {
+  // A holds 100 batch jobs over 3 models; B sends 5 batch jobs 10 job-times later. One slot,
+  // one model held, no aging (max-wait never fires): the bound is fair share's own.
+  const options = { duration: 1_000, maxWait: Number.POSITIVE_INFINITY }
+  const backlog = Array.from({ length: 100 }, (_, i): Arrival => ({
+    model: "abc"[i % 3]!,
+    priority: "batch",
+    enqueuedAt: 0,
+    caller: "team-a"
+  }))
+  const workload = (model: string) => [
+    ...backlog,
+    ...Array.from({ length: 5 }, (): Arrival => ({ model, priority: "batch", enqueuedAt: 10_000, caller: "team-b" }))
+  ]
+  /** For each of B's jobs, how many of A's started after B's jobs arrived and before it. */
+  const behind = (run: ReturnType<typeof simulate>) =>
+    run.order.flatMap((j, i) =>
+      j.caller === "team-b"
+        ? [run.order.slice(0, i).filter((o) => o.caller === "team-a" && run.starts.get(o.id)! >= j.enqueuedAt).length]
+        : []
+    )
+  const oneCaller = (arrivals: ReadonlyArray<Arrival>) => arrivals.map(({ caller: _, ...a }) => a)
+
+  it("B's jobs on a model A's backlog also needs: each waits behind at most 4 of A's; a cold model costs one load", () => {
+    for (const model of ["a", "b", "c"]) {
+      const two = simulate(swapAware, workload(model), options)
+      const one = simulate(swapAware, oneCaller(workload(model)), options)
+      // Alone, B's jobs wait for their model's turn: up to two thirds of A's backlog.
+      expect(Math.max(...behind({ ...one, order: one.order.map((j) => ({ ...j, caller: j.seq > 100 ? "team-b" : "team-a" })) })))
+        .toBeGreaterThanOrEqual(model === "a" ? 0 : 30)
+      // Shared: B's first goes next, then one of A's between each of B's (they share the model).
+      expect(behind(two)).toEqual([0, 1, 2, 3, 4])
+      expect(Math.max(...behind(two))).toBeLessThanOrEqual(fairShareSpan)
+      expect(two.starts.size).toBe(105)
+      // On the resident model, fair share costs no load; on another, B's model loads early and
+      // the model it interrupted loads once more: the one-caller figure plus one.
+      expect(two.swaps).toBe(one.swaps + (model === "a" ? 0 : 1))
+      expect(one.swaps).toBe(3)
+    }
+  })
+
+  it("B's jobs over several models: each waits behind at most 4 x (its turn) of A's, one extra load per turn at most", () => {
+    const arrivals = [
+      ...backlog,
+      ...["b", "c", "a", "b", "c"].map((model): Arrival => ({ model, priority: "batch", enqueuedAt: 10_000, caller: "team-b" }))
+    ]
+    const two = simulate(swapAware, arrivals, options)
+    const one = simulate(swapAware, oneCaller(arrivals), options)
+    for (const [k, n] of behind(two).entries()) expect(n).toBeLessThanOrEqual(fairShareSpan * k)
+    expect(two.swaps).toBeLessThanOrEqual(one.swaps + 5)
   })
 })

@@ -28,6 +28,7 @@ import type { InventoryState } from "../inventory/Inventory.ts"
 import * as ModelName from "../ollama/ModelName.ts"
 import { type Target, Targets } from "../target/Target.ts"
 import {
+  anonymous,
   isSwap,
   place,
   type Policy,
@@ -93,15 +94,22 @@ export interface QueueStats {
   readonly byPriority: Readonly<Record<Priority, WaitingGroup>>
 }
 
+export interface TicketOptions {
+  readonly id?: string
+  readonly enqueuedAt?: number
+  readonly caller?: string
+}
+
 export interface SchedulerService {
   /**
    * A new ticket: the next arrival number, now as its enqueue time unless given (a job
-   * restored after a restart keeps its original arrival time).
+   * restored after a restart keeps its original arrival time). `caller` is who sent it (the
+   * API key's name; `anonymous` if not given): the policy shares slots fairly between callers.
    */
   readonly ticket: (
     model: string,
     priority: Priority,
-    options?: { readonly id?: string; readonly enqueuedAt?: number }
+    options?: TicketOptions
   ) => Effect.Effect<Ticket>
   /**
    * Waits in the queue until a slot is granted, for at most `within` milliseconds if given
@@ -161,6 +169,10 @@ export const make = (policy: Policy) =>
     const maxWait = Duration.toMillis(config.maxWait)
     const keepAlive = Duration.toMillis(assumedKeepAlive)
     const state: State = { waiting: [], holders: new Map(), swaps: 0 }
+    // Starts so far and each caller's latest (fair share's input): one entry per caller ever
+    // served, and callers are API keys, so it stays small.
+    const last = new Map<string, number>()
+    let starts = 0
     let seq = 0
     /** Shut down: no more grants. */
     let closed = false
@@ -175,10 +187,18 @@ export const make = (policy: Policy) =>
     let callers = 0
     const runningBy = (by: number) => Metrics.jobsRunning.unsafeModify(by, [])
 
-    const ticket = (model: string, priority: Priority, options?: { readonly id?: string; readonly enqueuedAt?: number }) =>
+    const ticket = (model: string, priority: Priority, options?: TicketOptions) =>
       Clock.currentTimeMillis.pipe(Effect.map((now): Ticket => {
         seq += 1
-        return { id: options?.id ?? `j${seq}`, seq, model, priority, enqueuedAt: options?.enqueuedAt ?? now, attempts: 0 }
+        return {
+          id: options?.id ?? `j${seq}`,
+          seq,
+          model,
+          priority,
+          enqueuedAt: options?.enqueuedAt ?? now,
+          attempts: 0,
+          caller: options?.caller ?? anonymous
+        }
       }))
 
     /** Leaves the queue or frees the slot, whichever the ticket holds; idempotent. */
@@ -294,7 +314,7 @@ export const make = (policy: Policy) =>
         const after: Array<Effect.Effect<void>> = []
         while (state.waiting.length > 0) {
           const views = targets.all.map((target, index) => stateOf(target, seen[index]!, now))
-          const placed = decide({ waiting: state.waiting.map((e) => e.ticket), targets: views, now })
+          const placed = decide({ waiting: state.waiting.map((e) => e.ticket), targets: views, now, served: { starts, last } })
           if (placed === undefined) break
           const { job } = placed
           const target = targets.all[placed.target]!
@@ -305,6 +325,7 @@ export const make = (policy: Policy) =>
           if (entry.caller) callers--
           target.slots.running.set(job.id, job)
           state.holders.set(job.id, target)
+          last.set(job.caller, ++starts)
           depth(job.priority, -1)
           runningBy(1)
           if (isSwap(job.model, view)) {

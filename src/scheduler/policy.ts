@@ -20,7 +20,33 @@ export interface Waiting {
   /** Epoch milliseconds of the first enqueue. */
   readonly enqueuedAt: number
   readonly attempts: number
+  /** Who sent it: the API key's name, `anonymous` without keys. Fair share interleaves callers. */
+  readonly caller: string
 }
+
+/** The caller of every request made without an API key. */
+export const anonymous = ""
+
+/**
+ * Who was served lately, by starts rather than time: what fair share between callers decides
+ * from. The Scheduler counts every start, on any target, and notes each caller's latest.
+ */
+export interface Served {
+  /** Jobs started so far. */
+  readonly starts: number
+  /** Each caller's latest start: the value of `starts` once it was counted. Never-served callers are absent. */
+  readonly last: ReadonlyMap<string, number>
+}
+
+/** No start yet: every caller is as due as any other. */
+export const noneServed: Served = { starts: 0, last: new Map() }
+
+/**
+ * Fair share's bound: a caller with work waiting in the top class waits for at most this many
+ * starts per other caller waiting there, then its oldest job goes next (even if that costs a
+ * model load). With two callers, at most 4 of the other's jobs start between two of its own.
+ */
+export const fairShareSpan = 4
 
 /** The queue as one target sees it: what a `Policy` decides from. */
 export interface PolicyInput {
@@ -35,6 +61,7 @@ export interface PolicyInput {
   readonly maxWait: number
   /** How many models the target keeps loaded at once (`--max-loaded-models`, default 1). */
   readonly maxLoaded: number
+  readonly served: Served
 }
 
 /** Picks the job to start next on a target, or `undefined` to start nothing there now. */
@@ -59,6 +86,8 @@ export interface PlacementInput {
   /** Every target, in the configuration's order. */
   readonly targets: ReadonlyArray<TargetState>
   readonly now: number
+  /** Who was served lately (`noneServed` if not given). */
+  readonly served?: Served
 }
 
 /** A job to start, and the index in `targets` of the target to start it on. */
@@ -75,7 +104,8 @@ export const inputFor = (input: PlacementInput, target: TargetState): PolicyInpu
   freeSlots: target.freeSlots,
   now: input.now,
   maxWait: target.maxWait,
-  maxLoaded: target.maxLoaded
+  maxLoaded: target.maxLoaded,
+  served: input.served ?? noneServed
 })
 
 /**
@@ -112,6 +142,13 @@ const loadLimit = (maxLoaded: number): number => maxLoaded >= 1 ? maxLoaded : 1
 export const isSwap = (model: string, input: Pick<PolicyInput, "resident" | "running">): boolean =>
   !input.resident.includes(model) && !input.running.includes(model)
 
+/** One caller's jobs in the top class: its oldest, and its oldest on a warm model. */
+interface Share {
+  readonly caller: string
+  head: Waiting
+  warm: Waiting | undefined
+}
+
 /**
  * Swap-aware scheduling (ADR-0009). In order: a job that has waited longer than `maxWait`
  * goes first (oldest such first); then only the highest priority class present counts;
@@ -120,9 +157,16 @@ export const isSwap = (model: string, input: Pick<PolicyInput, "resident" | "run
  * or the running models plus it fit in `maxLoaded`); when the job the rules point at cannot
  * start, the slot stays free rather than go to work that would delay it further.
  *
+ * Fair share, when the class holds jobs of several callers: a caller who has waited
+ * `fairShareSpan` starts per other caller there since its own last start (or was never
+ * served) is due, and the least recently served due caller goes next, with its oldest job
+ * on a resident model or else its oldest job. Otherwise, of the callers with work on a
+ * resident model, the least recently served one goes (oldest job first); with none, the least
+ * recently served caller's oldest job picks the next model. One caller: the rules above, unchanged.
+ *
  * One pass over the queue, no sorting, one small set: it runs on every dispatch.
  */
-export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident, running, waiting }) => {
+export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident, running, served, waiting }) => {
   if (freeSlots <= 0) return undefined
   // The models a job can start on without a load: those in flight, plus the resident ones
   // when the target has room for one more model. One small set per call: its lookups use
@@ -133,11 +177,14 @@ export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident
   const canStart = (model: string) => roomForAnother || warmModels.has(model)
 
   let overdue: Waiting | undefined
-  // The highest class seen so far (by rank), its oldest job, and its oldest job on a
-  // resident model that can start now. Lower classes are skipped as soon as a higher one shows.
+  // The highest class seen so far (by rank), and per caller its oldest job and its oldest job
+  // on a resident model that can start now. Lower classes are skipped as soon as a higher one
+  // shows. Most queues hold one caller's jobs: its share is kept aside, and the map is made
+  // only when a second caller shows; `share` is the last job's, as callers' jobs come in runs.
   let top = priorities.length
-  let head: Waiting | undefined
-  let warm: Waiting | undefined
+  let first: Share | undefined
+  let others: Map<string, Share> | undefined
+  let share: Share | undefined
   for (const job of waiting) {
     if (now - job.enqueuedAt > maxWait) {
       if (overdue === undefined || job.seq < overdue.seq) overdue = job
@@ -148,16 +195,56 @@ export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident
     if (r > top) continue
     if (r < top) {
       top = r
-      head = undefined
-      warm = undefined
+      first = undefined
+      others = undefined
+      share = undefined
     }
-    if (head === undefined || job.seq < head.seq) head = job
+    if (share === undefined || share.caller !== job.caller) {
+      if (first === undefined) share = first = { caller: job.caller, head: job, warm: undefined }
+      else if (first.caller === job.caller) share = first
+      else {
+        others ??= new Map()
+        share = others.get(job.caller)
+        if (share === undefined) others.set(job.caller, share = { caller: job.caller, head: job, warm: undefined })
+      }
+    }
+    if (job.seq < share.head.seq) share.head = job
     // Checked only for a job that would become the pick: the queue is mostly in seq order.
-    if ((warm === undefined || job.seq < warm.seq) && warmModels.has(job.model)) warm = job
+    if ((share.warm === undefined || job.seq < share.warm.seq) && warmModels.has(job.model)) share.warm = job
   }
   if (overdue !== undefined) return canStart(overdue.model) ? overdue : undefined
-  if (warm !== undefined) return warm
-  return head !== undefined && canStart(head.model) ? head : undefined
+  if (first === undefined) return undefined
+  const pick = others === undefined ? first : fairShare(first, others, served)
+  return pick.warm ?? (canStart(pick.head.model) ? pick.head : undefined)
+}
+
+/**
+ * Whose turn it is among the top class's callers (see `swapAware`): the due caller, else the
+ * least recently served caller with work on a resident model, else the least recently served.
+ */
+const fairShare = (first: Share, others: ReadonlyMap<string, Share>, served: Served): Share => {
+  const since = (caller: string) => {
+    const at = served.last.get(caller)
+    return at === undefined ? Number.POSITIVE_INFINITY : served.starts - at
+  }
+  let due = first
+  let dueSince = since(first.caller)
+  let warm = first.warm === undefined ? undefined : first
+  let warmSince = dueSince
+  for (const share of others.values()) {
+    const t = since(share.caller)
+    if (t > dueSince || (t === dueSince && share.head.seq < due.head.seq)) {
+      due = share
+      dueSince = t
+    }
+    if (share.warm !== undefined && (warm === undefined || t > warmSince || (t === warmSince && share.warm.seq < warm.warm!.seq))) {
+      warm = share
+      warmSince = t
+    }
+  }
+  if (dueSince >= fairShareSpan * others.size) return due
+  // Not due: the warm caller's pick is its warm job; with no warm work, `due` picks the model.
+  return warm ?? due
 }
 
 /** A model the target holds and when it lets it go (epoch milliseconds). */
