@@ -351,7 +351,9 @@ export const make = Effect.gen(function*() {
   const start = (job: JobRecord) =>
     scheduler.ticket(Option.getOrElse(ModelName.keyOf(job.model), () => job.model.toLowerCase()), job.priority, {
       id: job.id,
-      enqueuedAt: job.createdAt
+      enqueuedAt: job.createdAt,
+      // Fair share between callers: the job's owner (stored, so a restart keeps it).
+      ...(job.owner === null ? {} : { caller: job.owner })
     }).pipe(Effect.flatMap(enqueue))
 
   /** Only the ticket is kept while queued (not the record, whose body may be megabytes). */

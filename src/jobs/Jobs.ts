@@ -166,7 +166,7 @@ export const make = Effect.gen(function*() {
   const run = (spec: JobSpec) =>
     Effect.gen(function*() {
       const key = yield* checkModel(spec)
-      const ticket = yield* scheduler.ticket(key, spec.priority)
+      const ticket = yield* scheduler.ticket(key, spec.priority, spec.caller === undefined ? {} : { caller: spec.caller })
       const info: JobInfo = {
         id: ticket.id,
         endpoint: spec.endpoint,
