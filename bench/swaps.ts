@@ -467,8 +467,8 @@ const renderFairShare = (fair: FairShare, checks: ReadonlyArray<Check>): Readonl
     "",
     `A holds 100 batch jobs over models a/b/c (a b c a b c …, queued 10 ms apart from 0 s); B sends 5 batch jobs ` +
     `for model ${B_MODEL} from ${B_ARRIVAL_MS / 1000} s (50 ms apart). Same simulated target and foreman settings; ` +
-    "the jobs run through the real Scheduler in process under a virtual clock (requests carry no caller over HTTP " +
-    "yet). \"One caller\": the same jobs with no caller on their tickets (today's decisions); \"two callers\": " +
+    "the jobs run through the real Scheduler in process under a virtual clock (the caller set on each ticket as " +
+    "foreman sets it from the request's API key). \"One caller\": the same jobs with no caller on their tickets (one key, or keys off); \"two callers\": " +
     "A's and B's. Wait: start − arrival. \"Behind\": A's jobs started after one of B's arrived and before it started.",
     "",
     table(["", "one caller", "two callers"], rowsOf.map(([label, get]) => [label, get(one), get(two)])),

@@ -436,7 +436,8 @@ export const settingSpecs: Specs<ForemanSettings> = {
     default: "false",
     placeholder: "",
     switch: true,
-    description: "Serve requests that carry no API key where foreman would otherwise refuse them.",
+    description: "With no API key in the keys file, serve other machines anyway (a --host other than loopback " +
+      "refuses to start without keys otherwise): everyone who can reach the port may then use it.",
     expected: "true or false",
     parse: parseBoolean
   }
