@@ -63,7 +63,9 @@ export class QueueFull extends Schema.TaggedError<QueueFull>()("QueueFull", {
 /** A sync caller waited longer than `--request-timeout` (typically: the target slept through it). */
 export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()("RequestTimeout", {
   waitedMillis: Schema.Number,
-  reason: Schema.String
+  reason: Schema.String,
+  /** What the transport said (it can name the target's address): shown to admins only. */
+  detail: Schema.optional(Schema.String)
 }) {}
 
 /** foreman is stopping (SIGTERM): a caller still waiting for a slot is answered, not left hanging. */

@@ -14,7 +14,7 @@ import * as Request from "./request.ts"
 
 /** Answers a handler's expected failures in OpenAI's envelope (defects stay the server's 500). */
 const inOpenAiDialect = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, ForemanError, R>) =>
-  handler.pipe(Effect.catchAll((error) => Effect.succeed(HttpErrors.openAi(error))))
+  handler.pipe(Effect.catchAll((error) => Effect.map(HttpErrors.replyOptions, (options) => HttpErrors.openAi(error, options))))
 
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {

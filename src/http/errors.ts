@@ -7,15 +7,20 @@
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { currentAccess, isAdmin } from "../auth/access.ts"
 import type { BadRequest, BodyTooLarge, ForemanError, JobConflict, JobNotFound, ModelNotFound } from "../Errors.ts"
 import { type ApiError, BadRequestError, errorClasses } from "./api/ForemanApi.ts"
-import { reply } from "../ollama/errors.ts"
+import { reply, type ReplyOptions } from "../ollama/errors.ts"
 
-export { type ErrorReply, reply, retryAfterSeconds } from "../ollama/errors.ts"
+export { type ErrorReply, reply, type ReplyOptions, retryAfterSeconds } from "../ollama/errors.ts"
+
+/** What the caller of the request being served may read in an error (`ReplyOptions`). */
+export const replyOptions = Effect.map(FiberRef.get(currentAccess), (access): ReplyOptions => ({ revealTarget: isAdmin(access) }))
 
 /** Ollama's dialect: `{"error": "..."}`. */
-export const ollama = (error: ForemanError) => {
-  const { headers, message, status } = reply(error)
+export const ollama = (error: ForemanError, options?: ReplyOptions) => {
+  const { headers, message, status } = reply(error, options)
   return HttpServerResponse.unsafeJson({ error: message }, { status, ...(headers ? { headers } : {}) })
 }
 
@@ -29,8 +34,8 @@ const openAiType = (status: number) =>
     : "api_error"
 
 /** OpenAI's dialect: `{"error": {"message", "type", "param", "code"}}`. */
-export const openAi = (error: ForemanError) => {
-  const { headers, message, status } = reply(error)
+export const openAi = (error: ForemanError, options?: ReplyOptions) => {
+  const { headers, message, status } = reply(error, options)
   return HttpServerResponse.unsafeJson(
     { error: { message, type: openAiType(status), param: null, code: status === 401 ? "invalid_api_key" : null } },
     { status, ...(headers ? { headers } : {}) }

@@ -54,7 +54,7 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
             return yield* HttpErrors.defect(cause)
           }
           const error = failure.value
-          if (isForemanError(error)) return HttpErrors.ollama(error)
+          if (isForemanError(error)) return HttpErrors.ollama(error, yield* HttpErrors.replyOptions)
           if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "RouteNotFound") {
             const request = yield* HttpServerRequest.HttpServerRequest
             const path = request.url.split("?")[0] ?? "/"

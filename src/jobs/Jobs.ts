@@ -188,10 +188,9 @@ export const make = Effect.gen(function*() {
       const timeout = Duration.toMillis(config.requestTimeout)
       const deadline = ticket.enqueuedAt + timeout
       const timedOut = (reason: string) =>
-        new RequestTimeout({
-          waitedMillis: timeout,
-          reason: lastUnreachable === undefined ? reason : `the target is unreachable (${lastUnreachable.message})`
-        })
+        lastUnreachable === undefined
+          ? new RequestTimeout({ waitedMillis: timeout, reason })
+          : new RequestTimeout({ waitedMillis: timeout, reason: "the target is unreachable", detail: lastUnreachable.message })
       // A target that took the request and closed the connection is tried again too, a few
       // times (--max-attempts in all), not until the deadline: it may be broken, not asleep.
       let closes = 0

@@ -17,7 +17,16 @@ export interface ErrorReply {
 /** Seconds a caller should wait before retrying a 503 from a full queue. */
 export const retryAfterSeconds = 5
 
-export const reply = (error: ForemanError): ErrorReply => {
+export interface ReplyOptions {
+  /**
+   * Whether the text may say where the target is (its URL, a transport error naming its
+   * address): yes unless the caller has a user key (see `src/auth/access.ts`).
+   */
+  readonly revealTarget?: boolean
+}
+
+export const reply = (error: ForemanError, options: ReplyOptions = {}): ErrorReply => {
+  const reveal = options.revealTarget ?? true
   switch (error._tag) {
     case "BadRequest":
       return { status: 400, message: error.message }
@@ -39,7 +48,9 @@ export const reply = (error: ForemanError): ErrorReply => {
     case "RequestTimeout":
       return {
         status: 503,
-        message: `foreman: no response within ${Duration.format(Duration.millis(error.waitedMillis))}: ${error.reason}`,
+        message: `foreman: no response within ${Duration.format(Duration.millis(error.waitedMillis))}: ${error.reason}${
+          reveal && error.detail !== undefined ? ` (${error.detail})` : ""
+        }`,
         headers: { "retry-after": String(retryAfterSeconds) }
       }
     case "ShuttingDown":
@@ -47,7 +58,7 @@ export const reply = (error: ForemanError): ErrorReply => {
     case "TargetUnreachable":
       return {
         status: 503,
-        message: `foreman: the target ${error.url} is unreachable: ${error.message}`,
+        message: reveal ? `foreman: the target ${error.url} is unreachable: ${error.message}` : "foreman: the target is unreachable",
         headers: { "retry-after": String(retryAfterSeconds) }
       }
     case "TargetError":

@@ -45,7 +45,8 @@ describe("API keys", () => {
     await add("bob", "user")
     target = await startFakeTarget({ models: ["llama3.2", { name: "all-minilm", capabilities: ["embedding"] }] })
     foreman = await startForeman(
-      { target: target.url, keysFile, pollInterval: Duration.millis(100) },
+      // A short request timeout: a sync call while the target sleeps answers 503 soon.
+      { target: target.url, keysFile, pollInterval: Duration.millis(100), requestTimeout: Duration.seconds(2) },
       { plugins: Layer.mergeAll(OpenAiPlugin.layer, MetricsPlugin.layer) }
     )
     await vi.waitFor(async () => expect((await (await call("/foreman/health")).json()).status).toBe("ok"), { timeout: 15_000 })
@@ -165,6 +166,25 @@ describe("API keys", () => {
       expect((await call(`/foreman/v1/jobs/${second}`, { key: alice, method: "DELETE" })).status).toBe(200)
     } finally {
       target.release()
+    }
+  })
+
+  it("a user key does not learn where the target is from a 503; an admin does", async () => {
+    await target.sleep()
+    try {
+      const show = (key: string) => call("/api/show", { method: "POST", key, body: JSON.stringify({ model: "llama3.2" }) })
+      const asUser = await show(keys["alice"]!)
+      expect(asUser.status).toBe(503)
+      expect(await asUser.json()).toEqual({ error: "foreman: the target is unreachable" })
+      const asAdmin = await show(keys["root"]!)
+      expect(asAdmin.status).toBe(503)
+      expect(((await asAdmin.json()) as { error: string }).error).toContain(target.url)
+      // A sync job that waited for it: the wait is said, the transport's words (its address) are not.
+      const waited = await openai(keys["alice"]!).chat.completions.create(chat as never).catch((e: unknown) => e)
+      expect(waited).toMatchObject({ status: 503, error: { message: expect.stringMatching(/^foreman: no response within 2s: /) } })
+      expect(JSON.stringify((waited as { error: unknown }).error)).not.toContain(new URL(target.url).host)
+    } finally {
+      await target.wake()
     }
   })
 
