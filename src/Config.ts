@@ -57,9 +57,12 @@ export interface ForemanSettings {
   readonly maxBodySize: number
   readonly logLevel: LogLevel.LogLevel
   readonly logFormat: "pretty" | "json" | "logfmt"
-  /** The API keys file (`foreman-effect keys` manages it); missing or empty = keys are off. */
+  /**
+   * The API keys file (`foreman-effect keys` manages it); missing or empty at start = keys are
+   * off (once a process has had keys, they stay on until it restarts).
+   */
   readonly keysFile: string
-  /** Serve callers without a key even when keys are on or foreman listens beyond loopback. */
+  /** With no key in the keys file, serve other machines anyway (ignored while keys are on). */
   readonly allowUnauthenticated: boolean
 }
 

@@ -16,6 +16,17 @@ export const roles: ReadonlyArray<Role> = ["user", "admin"]
 export interface Caller {
   readonly name: string
   readonly role: Role
+  /** Which key: a name removed and added again is a new key, and does not own the old one's jobs. */
+  readonly id: string
+}
+
+/** What an async job stores as its owner: the key's name and id (`alice#3f2a...`). */
+export const ownerOf = (caller: Caller): string => `${caller.name}#${caller.id}`
+
+/** The key's name in an owner (what logs and metrics show). */
+export const ownerName = (owner: string): string => {
+  const hash = owner.lastIndexOf("#")
+  return hash === -1 ? owner : owner.slice(0, hash)
 }
 
 export interface KeysService {

@@ -12,7 +12,19 @@
  * so the `keys` commands and a running foreman never write the same file.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
+import {
+  closeSync,
+  fchownSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs"
 import * as path from "node:path"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
@@ -126,7 +138,8 @@ interface Loaded {
 }
 
 const loaded = (key: StoredKey): Loaded => ({
-  caller: { name: key.name, role: key.role },
+  // The id is a prefix of the hash: a key added again under the same name is another caller.
+  caller: { name: key.name, role: key.role, id: key.hash.slice("sha256:".length, "sha256:".length + 16) },
   digest: Buffer.from(key.hash.slice("sha256:".length), "hex")
 })
 
@@ -186,13 +199,25 @@ export const readKeys = (file: string): Effect.Effect<ReadonlyArray<StoredKey>, 
  * Writes `text` to `file` whole or not at all: a temp file in the same directory (created if
  * missing), readable by its owner only, flushed to disk, then renamed over `file`.
  */
-const writeAtomically = (file: string, text: string) =>
+const writeAtomically = (given: string, text: string) =>
   Effect.gen(function*() {
     const attempt = <A>(f: () => A) =>
       Effect.try({
         try: f,
-        catch: (cause) => new KeysFileError({ path: file, message: `Cannot write ${file}: ${reason(cause)}` })
+        catch: (cause) => new KeysFileError({ path: given, message: `Cannot write ${given}: ${reason(cause)}` })
       })
+    // Through a symlink to the file it names: replacing the link would leave the real file
+    // (the one a server may read) as it was.
+    const file = yield* attempt(() => {
+      try {
+        return realpathSync(given)
+      } catch {
+        return given
+      }
+    })
+    // The file keeps its owner: written by root (sudo) for a server running as another user, a
+    // file only root may read would leave that server on the keys it read before.
+    const before = statSync(file, { throwIfNoEntry: false })
     const directory = path.dirname(file)
     yield* attempt(() => mkdirSync(directory, { recursive: true, mode: 0o700 }))
     const temp = path.join(directory, `.${path.basename(file)}.${randomBytes(6).toString("hex")}.tmp`)
@@ -200,6 +225,9 @@ const writeAtomically = (file: string, text: string) =>
       attempt(() => openSync(temp, "wx", 0o600)),
       (fd) => attempt(() => {
         writeFileSync(fd, text)
+        if (before !== undefined && typeof process.getuid === "function" && process.getuid() === 0) {
+          fchownSync(fd, before.uid, before.gid)
+        }
         fsyncSync(fd)
       }),
       (fd) => Effect.sync(() => closeSync(fd))
@@ -311,6 +339,12 @@ export const makeKeys = (file: string, options: KeysFileOptions = {}) =>
   Effect.gen(function*() {
     const snapshot = yield* Ref.make(yield* load(file, stampOf(file)))
     const uses = yield* Ref.make(HashMap.empty<string, number>())
+    /**
+     * Whether this process has had keys to check. Then keys stay on until a restart, whatever
+     * the file says: an emptied, deleted or unreadable file refuses every key rather than
+     * opening foreman (behind a reverse proxy on this machine, every caller arrives on loopback).
+     */
+    let hadKeys = (yield* Ref.get(snapshot)).keys.length > 0
 
     const current = Effect.gen(function*() {
       const known = yield* Ref.get(snapshot)
@@ -318,10 +352,14 @@ export const makeKeys = (file: string, options: KeysFileOptions = {}) =>
       if (stamp === known.stamp) return known.keys
       const next = yield* load(file, stamp).pipe(
         Effect.catchAll((error) =>
-          Effect.as(Effect.logWarning(`${error.message}; keeping the keys read before`), { stamp, keys: known.keys })
+          Effect.as(
+            Effect.logWarning(`${error.message}; refusing every key until it can be read`),
+            { stamp, keys: [] }
+          )
         )
       )
       yield* Ref.set(snapshot, next)
+      if (next.keys.length > 0) hadKeys = true
       return next.keys
     })
 
@@ -345,7 +383,7 @@ export const makeKeys = (file: string, options: KeysFileOptions = {}) =>
     yield* flush.pipe(Effect.repeat(Schedule.spaced(options.flushEvery ?? Duration.minutes(1))), Effect.forkScoped)
 
     const service: KeysService = {
-      enabled: Effect.map(current, (keys) => keys.length > 0),
+      enabled: Effect.map(current, (keys) => hadKeys || keys.length > 0),
       verify: (presented) =>
         Effect.gen(function*() {
           const found = match(yield* current, presented)

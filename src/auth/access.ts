@@ -7,7 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { Forbidden } from "../Errors.ts"
-import type { Caller } from "./Keys.ts"
+import { type Caller, ownerOf } from "./Keys.ts"
 
 /**
  * `Open`: keys are off (no key in the file): everything is allowed, as without access
@@ -55,12 +55,12 @@ export const requireAdmin = <A, E, R>(handler: Effect.Effect<A, E, R>): Effect.E
       ? handler
       : Effect.fail(new Forbidden({ message: "forbidden: this route needs an admin key" })))
 
-/** Who a job submitted now belongs to: the key's name, or nobody (keys off: admin's). */
-export const owner = (access: Access): string | undefined => (access._tag === "Key" ? access.caller.name : undefined)
+/** Who a job submitted now belongs to: the key (`ownerOf`), or nobody (keys off: admin's). */
+export const owner = (access: Access): string | undefined => (access._tag === "Key" ? ownerOf(access.caller) : undefined)
 
 /** Whose jobs `access` may see: a user key its own; an admin (or keys off) all. */
 export const viewer = (access: Access): { readonly owner?: string } =>
-  access._tag === "Key" && access.caller.role !== "admin" ? { owner: access.caller.name } : {}
+  access._tag === "Key" && access.caller.role !== "admin" ? { owner: ownerOf(access.caller) } : {}
 
 /** The caller's name for logs and metrics (`""` with keys off). */
 export const callerName = (access: Access): string => (access._tag === "Key" ? access.caller.name : "")

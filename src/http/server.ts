@@ -89,7 +89,8 @@ const guard = (config: ForemanSettings, keys: KeysService) => <E, R>(routes: Htt
   }
   // Then the key (`authenticate.ts`), inside CORS so that a page may read its 401.
   const app = authenticate({ keys, allowUnauthenticated: config.allowUnauthenticated, fromThisMachine: arrivedOnLoopback })(routes)
-  const withCors = HttpMiddleware.cors({ allowedOrigins: allowed })(app)
+  // A page may read why it was refused, when to come back, and where its async job is.
+  const withCors = HttpMiddleware.cors({ allowedOrigins: allowed, exposedHeaders: ["www-authenticate", "retry-after", "location"] })(app)
   return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     // An absolute-form target (`POST http://x/api/chat`) would route by its path while the
     // Host rule reads the header: refused, as the caller's error.

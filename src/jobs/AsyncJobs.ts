@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import { ownerName } from "../auth/Keys.ts"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, JobConflict, JobNotFound, type ModelNotFound, TargetError, TargetUnreachable } from "../Errors.ts"
 import * as Json from "../Json.ts"
@@ -80,6 +81,8 @@ export interface AsyncJobsService {
     readonly nextCursor: number | undefined
   }>
   readonly counts: Effect.Effect<Readonly<Record<JobStatus, number>>>
+  /** The counts a viewer may see: with `owner`, of its own jobs. */
+  readonly countsFor: (viewer: Viewer) => Effect.Effect<Readonly<Record<JobStatus, number>>>
 }
 
 /** Whose jobs a caller may see: with `owner`, that owner's only; without, all. */
@@ -136,7 +139,7 @@ const info = (job: JobRecord): JobInfo => ({
   model: job.model,
   priority: job.priority,
   async: true,
-  ...(job.owner === null ? {} : { caller: job.owner })
+  ...(job.owner === null ? {} : { caller: ownerName(job.owner) })
 })
 
 const encoder = new TextEncoder()
@@ -491,7 +494,8 @@ export const make = Effect.gen(function*() {
           Effect.forEach(page.jobs, view).pipe(Effect.map((views) => ({ jobs: views, nextCursor: page.nextCursor })))
         )
       ),
-    counts: store.counts
+    counts: store.counts,
+    countsFor: (viewer) => (viewer.owner === undefined ? store.counts : store.countsOf(viewer.owner))
   })
 })
 

@@ -35,7 +35,7 @@ export interface JobRecord {
   /** The target's final JSON body, as text. */
   readonly result: string | null
   readonly error: string | null
-  /** The name of the key that submitted it; `null` with keys off (such jobs are admin's). */
+  /** The key that submitted it (`name#id`, see `ownerOf`); `null` with keys off (such jobs are admin's). */
   readonly owner: string | null
 }
 
@@ -81,6 +81,8 @@ export interface JobStoreService {
   /** Deletes jobs that finished before `before`; returns how many. */
   readonly prune: (before: number) => Effect.Effect<number>
   readonly counts: Effect.Effect<Readonly<Record<JobStatus, number>>>
+  /** The same, of one owner's jobs. */
+  readonly countsOf: (owner: string) => Effect.Effect<Readonly<Record<JobStatus, number>>>
 }
 
 export class JobStore extends Context.Tag("foreman/JobStore")<JobStore, JobStoreService>() {}

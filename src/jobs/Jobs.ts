@@ -18,6 +18,7 @@ import * as Scope from "effect/Scope"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
 import { describeCause, ModelNotFound, QueueFull, RequestTimeout, type ShuttingDown, TargetError, TargetUnreachable } from "../Errors.ts"
+import { ownerName } from "../auth/Keys.ts"
 import { missingModelError, reply } from "../ollama/errors.ts"
 import { type Ending, guard, readAll } from "../streams/streams.ts"
 import type { Priority } from "../scheduler/policy.ts"
@@ -45,7 +46,7 @@ export interface JobSpec {
    * answer promptly and are bounded either way.
    */
   readonly streams?: boolean
-  /** The name of the API key the request came with (none while keys are off). */
+  /** The API key the request came with, as `ownerOf` writes it (none while keys are off). */
   readonly caller?: string | undefined
 }
 
@@ -173,7 +174,7 @@ export const make = Effect.gen(function*() {
         model: spec.model,
         priority: spec.priority,
         async: false,
-        ...(spec.caller === undefined ? {} : { caller: spec.caller })
+        ...(spec.caller === undefined ? {} : { caller: ownerName(spec.caller) })
       }
       let attempts = 0
       let lastUnreachable: TargetUnreachable | undefined

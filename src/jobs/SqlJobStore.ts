@@ -80,6 +80,17 @@ export const make = Effect.gen(function*() {
   const rows = <E>(query: Effect.Effect<ReadonlyArray<unknown>, E>) =>
     query.pipe(Effect.flatMap(decodeRows), Effect.orDie)
 
+  const counted = <E>(query: Effect.Effect<ReadonlyArray<unknown>, E>) =>
+    query.pipe(
+      Effect.flatMap(decodeCounts),
+      Effect.map((rs) => {
+        const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }
+        for (const r of rs) counts[r.status] = r.n
+        return counts
+      }),
+      Effect.orDie
+    )
+
   const get = (id: string) => rows(sql`SELECT * FROM jobs WHERE id = ${id}`).pipe(Effect.map((rs) => Option.fromNullable(rs[0])))
 
   const store: JobStoreService = {
@@ -144,15 +155,8 @@ export const make = Effect.gen(function*() {
         Effect.map((rs) => rs.length),
         Effect.orDie
       ),
-    counts: sql`SELECT status, COUNT(*) AS n FROM jobs GROUP BY status`.pipe(
-      Effect.flatMap(decodeCounts),
-      Effect.map((rs) => {
-        const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }
-        for (const r of rs) counts[r.status] = r.n
-        return counts
-      }),
-      Effect.orDie
-    )
+    counts: counted(sql`SELECT status, COUNT(*) AS n FROM jobs GROUP BY status`),
+    countsOf: (owner) => counted(sql`SELECT status, COUNT(*) AS n FROM jobs WHERE owner = ${owner} GROUP BY status`)
   }
   return JobStore.of(store)
 })

@@ -164,6 +164,13 @@ describe("API keys", () => {
       expect(await list(root)).toEqual(expect.arrayContaining([id, second]))
       // Bob's DELETE changed nothing; Alice's own works.
       expect((await call(`/foreman/v1/jobs/${second}`, { key: alice, method: "DELETE" })).status).toBe(200)
+      // Health counts a user key's own jobs only.
+      const counts = async (key: string) =>
+        Object.values(((await (await call("/foreman/health", { key })).json()) as { jobs: Record<string, number> }).jobs)
+          .reduce((a, b) => a + b, 0)
+      expect(await counts(bob)).toBe(0)
+      expect(await counts(alice)).toBe(2)
+      expect(await counts(root)).toBeGreaterThanOrEqual(2)
     } finally {
       target.release()
     }

@@ -87,9 +87,10 @@ const HealthLive = HttpApiBuilder.group(ForemanApi, "health", (handlers) => {
         const report = yield* health
         if (access._tag === "Public") return { status: report.status }
         if (Access.isAdmin(access)) return report
-        // A user key does not learn where the target is (its URL, or an error naming it).
+        // A user key does not learn where the target is (its URL, or an error naming it), nor
+        // how many jobs other keys have stored.
         const { lastError: _lastError, target: _target, ...rest } = report
-        return rest
+        return { ...rest, jobs: yield* (yield* AsyncJobs).countsFor(Access.viewer(access)) }
       }))
     .handle("openapi", () => Effect.succeed(document))
 })
