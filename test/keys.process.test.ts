@@ -1,6 +1,6 @@
 /** `foreman-effect keys` as a process: what a shell sees (exit codes, stdout and stderr whole). */
-import { spawnSync } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { spawn, spawnSync } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
@@ -50,5 +50,33 @@ describe("foreman-effect keys as a process", () => {
     const again = bin(["remove", "alice", "--keys-file", file])
     expect(again.status).toBe(1)
     expect(again.stderr).toBe(`No key named "alice" in ${file}\n`)
+  })
+})
+
+describe("foreman-effect keys, several at once", () => {
+  const root = path.resolve(import.meta.dirname, "..")
+  it("six keys added at the same moment are six keys in the file", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "foreman-keys-race-"))
+    try {
+      const file = path.join(dir, "keys.json")
+      const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOREMAN_")))
+      const names = ["r1", "r2", "r3", "r4", "r5", "r6"]
+      const codes = await Promise.all(names.map((name) =>
+        new Promise<number | null>((resolve) => {
+          const child = spawn(path.join(root, "node_modules/.bin/node"), ["src/bin.ts", "keys", "add", name, "--keys-file", file], {
+            cwd: root,
+            env: clean,
+            stdio: "ignore"
+          })
+          child.once("exit", resolve)
+        })
+      ))
+      expect(codes).toEqual(names.map(() => 0))
+      const stored = (JSON.parse(readFileSync(file, "utf8")) as { keys: Array<{ name: string }> }).keys.map((key) => key.name)
+      expect(stored.sort()).toEqual(names)
+      expect(existsSync(`${file}.lock`)).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

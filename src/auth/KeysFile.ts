@@ -259,8 +259,44 @@ export const readLastUsed = (file: string): Effect.Effect<Readonly<Record<string
 // ---------------------------------------------------------------------------------------------
 
 /** Adds a key named `name`; the answer holds the key itself, which is stored nowhere. */
+/**
+ * Runs a read-modify-write of `file` alone: two `keys` commands at once would otherwise each
+ * write what it read, and one's change would be lost (a removed key could come back). The lock
+ * is a file created exclusively next to it (`<file>.lock`); one older than a minute is taken to
+ * be left by a command that died, and broken.
+ */
+const exclusively = <A, E, R>(file: string, change: Effect.Effect<A, E, R>) => {
+  // Next to the file itself, so that a command given a symlink to it takes the same lock.
+  let real = file
+  try {
+    real = realpathSync(file)
+  } catch {
+    // not there yet: its own name
+  }
+  const lock = `${real}.lock`
+  const take = Effect.try({
+    try: () => {
+      mkdirSync(path.dirname(lock), { recursive: true, mode: 0o700 })
+      const stale = statSync(lock, { throwIfNoEntry: false })
+      if (stale !== undefined && Date.now() - stale.mtimeMs > 60_000) rmSync(lock, { force: true })
+      closeSync(openSync(lock, "wx", 0o600))
+    },
+    catch: (cause) => new KeysFileError({ path: file, message: `Cannot lock ${file} (${lock}): ${reason(cause)}` })
+  })
+  return Effect.acquireUseRelease(
+    // Another command holds it for a few milliseconds: try again, for up to 5 s.
+    take.pipe(Effect.retry(Schedule.spaced(Duration.millis(20)).pipe(Schedule.intersect(Schedule.recurs(250))))),
+    () => change,
+    () => Effect.sync(() => rmSync(lock, { force: true }))
+  )
+}
+
 export const addKey = Effect.fn("Keys.add")(function*(file: string, name: string, role: Role) {
   if (!keyNamePattern.test(name)) return yield* new InvalidKeyName({ name })
+  return yield* exclusively(file, added(file, name, role))
+})
+
+const added = (file: string, name: string, role: Role) => Effect.gen(function*() {
   const keys = yield* readKeys(file)
   if (keys.some((key) => key.name === name)) return yield* new DuplicateKeyName({ name, path: file })
   const key = generateKey()
@@ -271,11 +307,16 @@ export const addKey = Effect.fn("Keys.add")(function*(file: string, name: string
 
 /** Removes the key named `name`; a running foreman refuses it from its next request on. */
 export const removeKey = Effect.fn("Keys.remove")(function*(file: string, name: string) {
-  const keys = yield* readKeys(file)
-  const removed = keys.find((key) => key.name === name)
-  if (removed === undefined) return yield* new UnknownKeyName({ name, path: file })
-  yield* writeKeys(file, keys.filter((key) => key !== removed))
-  return removed
+  return yield* exclusively(
+    file,
+    Effect.gen(function*() {
+      const keys = yield* readKeys(file)
+      const removed = keys.find((key) => key.name === name)
+      if (removed === undefined) return yield* new UnknownKeyName({ name, path: file })
+      yield* writeKeys(file, keys.filter((key) => key !== removed))
+      return removed
+    })
+  )
 })
 
 export interface KeyListing {
