@@ -25,6 +25,9 @@ import type { PsModel, TagModel } from "../ollama/schema.ts"
 import type { TargetClientService } from "../target/TargetClient.ts"
 import { withSpan } from "../tracing.ts"
 
+/** The least time between two refreshes of `/api/ps` after jobs (see `reportServed`). */
+export const residencyRefreshEvery = Duration.millis(250)
+
 export interface InventoryState {
   /** `/api/tags` entries from the last successful poll, as the target sent them. */
   readonly models: ReadonlyArray<TagModel>
@@ -105,7 +108,10 @@ export interface InventoryService {
    * job can clear this.
    */
   readonly reportFault: (reason: string) => Effect.Effect<void>
-  /** The target served a job to its end (cheap when nothing was wrong). */
+  /**
+   * The target served a job to its end: clears job faults, and asks the target's `/api/ps`
+   * again soon (at most one call per 250 ms), so residency follows the switch the job caused.
+   */
   readonly reportServed: Effect.Effect<void>
   /**
    * For a job's call to the target: a connection closed before any answer. A target that answers a poll now is up
@@ -257,8 +263,39 @@ export const make = (target: TargetClientService) => Effect.gen(function*() {
   const reportFault = (reason: string) =>
     update((state) => ({ ...state, jobFaults: state.jobFaults + 1, lastJobFault: Option.some(reason) })).pipe(Effect.asVoid)
 
+  /**
+   * `/api/ps` again soon after a job has been served, so that what foreman reports as resident
+   * (`/api/ps` through foreman, health) follows the model switches it caused within a fraction
+   * of a second, not at the next poll. One call at a time and at most one per
+   * `residencyRefreshEvery`, however many jobs end: a request while one runs (or while it
+   * waits out the interval) asks for one more after it. A failed call changes nothing: the
+   * polls and the jobs themselves see a target that is down.
+   */
+  let refreshing = false
+  let refreshAgain = false
+  const refreshLoop = Effect.gen(function*() {
+    do {
+      refreshAgain = false
+      yield* target.ps.pipe(
+        Effect.flatMap((ps) => update((state) => ({ ...state, resident: ps.models }))),
+        Effect.ignore
+      )
+      yield* Effect.sleep(residencyRefreshEvery)
+    } while (refreshAgain)
+  }).pipe(Effect.ensuring(Effect.sync(() => (refreshing = false))))
+  const refreshResidency = Effect.suspend(() => {
+    if (refreshing) {
+      refreshAgain = true
+      return Effect.void
+    }
+    refreshing = true
+    return FiberSet.run(background, refreshLoop).pipe(Effect.asVoid)
+  })
+
   const reportServed = Effect.suspend(() =>
-    faulty ? update((state) => ({ ...state, jobFaults: 0, lastJobFault: Option.none() })).pipe(Effect.asVoid) : Effect.void
+    faulty
+      ? update((state) => ({ ...state, jobFaults: 0, lastJobFault: Option.none() })).pipe(Effect.zipRight(refreshResidency))
+      : refreshResidency
   )
 
   const checkClosed = <A, E, R>(call: Effect.Effect<A, E, R>): Effect.Effect<A, E | TargetUnreachable, R> =>
