@@ -33,8 +33,12 @@ export type ForemanEvent =
     readonly at: number
     /** The target's HTTP status, or what ended the job without one. */
     readonly status: number | "failed" | "cancelled" | "expired"
+    /** In the queue: from arrival to dispatch to the target. */
     readonly waitMs: number
+    /** At the target: from dispatch (a model load included) to the last byte. */
     readonly durationMs: number
+    /** From dispatch to the answer's first byte (absent if the target never answered). */
+    readonly ttfbMs?: number
     readonly error?: string
   }
   | { readonly _tag: "ModelSwapped"; readonly jobId: string; readonly to: string; readonly from: ReadonlyArray<string>; readonly at: number }

@@ -130,6 +130,8 @@ type AttemptFailure =
 /** What one job's attempts have reached so far. */
 interface Progress {
   attempts: number
+  /** When the last attempt was sent to the target, and when its answer began. */
+  dispatchedAt?: number | undefined
   startedAt: number | undefined
 }
 
@@ -203,7 +205,8 @@ export const make = Effect.gen(function*() {
           )
         }
         const { inventory } = target
-        yield* store.markRunning(job.id, yield* Clock.currentTimeMillis)
+        progress.dispatchedAt = yield* Clock.currentTimeMillis
+        yield* store.markRunning(job.id, progress.dispatchedAt)
         // Generate and chat are asked for the stream and folded (see fold.ts): with
         // `stream: false` the target would say nothing until the whole answer is done.
         const folds = job.endpoint === "/api/generate" || job.endpoint === "/api/chat"
@@ -233,7 +236,7 @@ export const make = Effect.gen(function*() {
         )
         progress.attempts = yield* store.countAttempt(job.id)
         progress.startedAt = yield* Clock.currentTimeMillis
-        yield* report.started(info(job), progress.startedAt, progress.startedAt - job.createdAt)
+        yield* report.started(info(job), progress.startedAt, progress.dispatchedAt - job.createdAt)
         const bytes = yield* readAll(upstream.body, {
           limit: maxAnswerBytes,
           overflow: "destroy",
@@ -312,6 +315,7 @@ export const make = Effect.gen(function*() {
       const outcomeOf = (status: Report.FinishStatus, error?: string): Report.Outcome => ({
         status,
         enqueuedAt: job.createdAt,
+        dispatchedAt: progress.dispatchedAt,
         startedAt: progress.startedAt,
         at,
         attempts: progress.attempts,

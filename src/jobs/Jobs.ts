@@ -139,12 +139,13 @@ export const make = Effect.gen(function*() {
         const exit = yield* restore(
           Effect.gen(function*() {
             const target = yield* Scope.extend(scheduler.acquire(ticket, deadline - (yield* Clock.currentTimeMillis)), scope)
+            const dispatchedAt = yield* Clock.currentTimeMillis
             const { inventory } = target
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
             const startBounded = spec.streams !== false || spec.kind === "/api/embed" || spec.kind === "/api/embeddings"
             return yield* target.client.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
-              Effect.map((upstream) => ({ upstream, target })),
+              Effect.map((upstream) => ({ upstream, target, dispatchedAt })),
               inventory.checkClosed,
               Effect.tapError((error) =>
                 error._tag === "TargetUnreachable"
@@ -178,9 +179,12 @@ export const make = Effect.gen(function*() {
       }
       let attempts = 0
       let lastUnreachable: TargetUnreachable | undefined
+      let dispatchedAt: number | undefined
       const finish = (status: Report.FinishStatus, startedAt: number | undefined, error?: string) =>
         Clock.currentTimeMillis.pipe(
-          Effect.flatMap((at) => report.finished(info, { status, enqueuedAt: ticket.enqueuedAt, startedAt, at, attempts, error }))
+          Effect.flatMap((at) =>
+            report.finished(info, { status, enqueuedAt: ticket.enqueuedAt, dispatchedAt, startedAt, at, attempts, error })
+          )
         )
       yield* report.queued(info, ticket.enqueuedAt)
 
@@ -201,7 +205,7 @@ export const make = Effect.gen(function*() {
           if (error._tag === "TargetError" && error.fault === "closed") closes++
         }))
       )
-      const { scope, target, upstream } = yield* tryOnce.pipe(
+      const { dispatchedAt: dispatched, scope, target, upstream } = yield* tryOnce.pipe(
         // Back to its place (same ticket): dispatch waits for the target, not the job.
         Effect.retry({
           schedule: unreachableSchedule,
@@ -218,8 +222,9 @@ export const make = Effect.gen(function*() {
         Effect.onInterrupt(() => finish("cancelled", undefined, "caller went away while queued"))
       )
       const { inventory } = target
+      dispatchedAt = dispatched
       const startedAt = yield* Clock.currentTimeMillis
-      yield* report.started(info, startedAt, startedAt - ticket.enqueuedAt)
+      yield* report.started(info, startedAt, dispatched - ticket.enqueuedAt)
       const ndjson = upstream.contentType?.includes("ndjson") === true
       const sse = upstream.contentType?.includes("event-stream") === true
       if (!ndjson && !sse) {

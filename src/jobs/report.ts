@@ -51,6 +51,9 @@ export interface Reporter {
 export interface Outcome {
   readonly status: FinishStatus
   readonly enqueuedAt: number
+  /** When the queue gave it a slot and it was sent to the target (undefined if never). */
+  readonly dispatchedAt?: number | undefined
+  /** When the target's answer began (its headers: after the model load). */
   readonly startedAt: number | undefined
   readonly at: number
   readonly attempts: number
@@ -69,9 +72,13 @@ const finished = (
   outcome: Outcome
 ) =>
   Effect.gen(function*() {
-    const startedAt = outcome.startedAt ?? outcome.at
-    const waitMs = startedAt - outcome.enqueuedAt
-    const durationMs = outcome.at - startedAt
+    // In the queue until dispatched; at the target from dispatch (model load and all) to the
+    // last byte; the first byte in between. Without a dispatch time (a job that never got a
+    // slot), all of it was queueing.
+    const dispatchedAt = outcome.dispatchedAt ?? outcome.startedAt ?? outcome.at
+    const waitMs = dispatchedAt - outcome.enqueuedAt
+    const durationMs = outcome.at - dispatchedAt
+    const ttfbMs = outcome.startedAt === undefined ? undefined : outcome.startedAt - dispatchedAt
     const ok = typeof outcome.status === "number" && outcome.status < 400
     yield* (ok ? Effect.logInfo("job finished") : Effect.logWarning("job finished")).pipe(
       Effect.annotateLogs({
@@ -83,7 +90,8 @@ const finished = (
         ...(job.caller === undefined ? {} : { caller: job.caller }),
         status: outcome.status,
         attempts: outcome.attempts,
-        waitMs,
+        queueMs: waitMs,
+        ...(ttfbMs === undefined ? {} : { ttfbMs }),
         durationMs,
         ...(outcome.error === undefined ? {} : { error: outcome.error })
       })
@@ -104,6 +112,7 @@ const finished = (
       status: outcome.status,
       waitMs,
       durationMs,
+      ...(ttfbMs === undefined ? {} : { ttfbMs }),
       ...(outcome.error === undefined ? {} : { error: outcome.error })
     })
   })
