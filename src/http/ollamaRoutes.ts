@@ -89,6 +89,19 @@ export const layer = ForemanRouter.use((router) =>
       "/api/show",
       readBody(config.maxBodySize).pipe(Effect.flatMap((body) => target.raw("POST", "/api/show", body)), Effect.map(streamed))
     )
+    // Newer routes of Ollama's that are not inference: passed through as they are (the
+    // account's routes for admin keys only: they name the ollama.com account and sign it out).
+    const passThrough = (method: "GET" | "POST", path: string) =>
+      Effect.gen(function*() {
+        const body = method === "GET" ? undefined : yield* readBody(config.maxBodySize)
+        return streamed(yield* target.raw(method, path, body))
+      })
+    yield* router.get("/api/status", passThrough("GET", "/api/status"))
+    yield* router.post("/api/me", requireAdmin(passThrough("POST", "/api/me")))
+    yield* router.post("/api/signout", requireAdmin(passThrough("POST", "/api/signout")))
+    yield* router.post("/api/experimental/web_search", passThrough("POST", "/api/experimental/web_search"))
+    yield* router.post("/api/experimental/web_fetch", passThrough("POST", "/api/experimental/web_fetch"))
+    yield* router.get("/api/experimental/model-recommendations", passThrough("GET", "/api/experimental/model-recommendations"))
     // Model management is for admin keys only.
     yield* router.post("/api/pull", requireAdmin(manage("POST", "/api/pull")))
     yield* router.post("/api/push", requireAdmin(manage("POST", "/api/push")))

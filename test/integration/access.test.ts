@@ -195,6 +195,22 @@ describe("API keys", () => {
     }
   })
 
+  it("Ollama's newer routes pass through: /api/status for any key, the account's routes for admins", async () => {
+    const [alice, root] = [keys["alice"]!, keys["root"]!]
+    const status = await call("/api/status", { key: alice })
+    expect(status.status).toBe(200)
+    expect(await status.json()).toEqual({ cloud: { disabled: false, source: "default" } })
+    expect((await call("/api/me", { method: "POST", key: alice })).status).toBe(403)
+    expect((await call("/api/signout", { method: "POST", key: alice })).status).toBe(403)
+    const before = target.calls.filter((c) => c.path === "/api/me").length
+    // The fake has no account: its own 404 comes back, and the call reached it.
+    expect((await call("/api/me", { method: "POST", key: root })).status).toBe(404)
+    expect(target.calls.filter((c) => c.path === "/api/me").length).toBe(before + 1)
+    const search = await call("/api/experimental/web_search", { method: "POST", key: alice, body: JSON.stringify({ query: "x" }) })
+    expect(search.status).toBe(404)
+    expect(target.calls.some((c) => c.path === "/api/experimental/web_search")).toBe(true)
+  })
+
   it("keys added or removed while foreman runs count from the next request", async () => {
     const carol = await add("carol", "user")
     expect((await call("/api/tags", { key: carol })).status).toBe(200)
