@@ -10,12 +10,8 @@
  * spread over the last 50 s (under the default 60 s max-wait), 2 models resident, 1 running,
  * jobs from 4 callers (fair share's path: several callers in every class).
  */
-import { Deferred, Duration, Effect, Layer, Logger, LogLevel, Option, Queue } from "effect"
-import { ForemanConfig } from "../src/Config.ts"
-import * as Target from "../src/target/Target.ts"
-import { Events } from "../src/events/Events.ts"
+import { Deferred, Duration, Effect, Logger, LogLevel, Option, Queue } from "effect"
 import { anonymous, type Priority, type Served, swapAware, type Waiting } from "../src/scheduler/policy.ts"
-import * as Scheduler from "../src/scheduler/Scheduler.ts"
 import * as ModelName from "../src/ollama/ModelName.ts"
 import * as TestTarget from "../test/support/TestTarget.ts"
 import { type Benchmark, type Check, targetsBlock, median, micros, percentile, seededRandom, sleep, table } from "./lib.ts"
@@ -135,23 +131,7 @@ const policyRound = (n: number, calls: number, round: number): Array<number> => 
 const schedulerRounds = (n: number, rounds: number, handovers: number, seed: number) =>
   Effect.scoped(
     Effect.gen(function*() {
-      const target = yield* TestTarget.make(MODELS.map(String))
-      const context = yield* Layer.build(
-        Scheduler.layer.pipe(
-          Layer.provideMerge(Target.fromClients([target.client])),
-          Layer.provideMerge(Events.layer),
-          Layer.provide(ForemanConfig.make({
-            pollInterval: Duration.hours(1),
-            concurrency: 1,
-            maxLoadedModels: 2,
-            maxQueue: 1_000_000,
-            maxWait: Duration.millis(MAX_WAIT_MS)
-          }))
-        )
-      )
-      const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
-      const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
-      yield* inventory.poll
+      const { scheduler } = yield* TestTarget.scheduler(MODELS.map(String), { concurrency: 1, maxLoadedModels: 2, maxQueue: 1_000_000, maxWait: Duration.millis(MAX_WAIT_MS) })
       const random = seededRandom(seed)
       const started = yield* Queue.unbounded<{ readonly at: number; readonly release: Deferred.Deferred<void> }>()
 

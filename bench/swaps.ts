@@ -11,13 +11,9 @@
  * Then fair share (two callers): A's backlog of 100 batch jobs and B's 5, through the
  * Scheduler, with and without the callers on the tickets.
  */
-import { Clock, Duration, Effect, Layer, Logger, LogLevel, Option, TestClock, TestContext } from "effect"
-import { ForemanConfig } from "../src/Config.ts"
-import { Events } from "../src/events/Events.ts"
+import { Clock, Duration, Effect, Logger, LogLevel, Option, TestClock, TestContext } from "effect"
 import * as ModelName from "../src/ollama/ModelName.ts"
 import { fairShareSpan } from "../src/scheduler/policy.ts"
-import * as Scheduler from "../src/scheduler/Scheduler.ts"
-import * as Target from "../src/target/Target.ts"
 import { type FakeTarget, startFakeTarget } from "../test/support/FakeTarget.ts"
 import { startForeman } from "../test/support/foreman.ts"
 import * as TestTarget from "../test/support/TestTarget.ts"
@@ -364,22 +360,12 @@ interface CallerRun {
 const throughScheduler = (jobs: ReadonlyArray<CallerJob>, caller: (job: CallerJob) => string | undefined) =>
   Effect.scoped(
     Effect.gen(function*() {
-      const target = yield* TestTarget.make(["a:latest", "b:latest", "c:latest"])
-      const context = yield* Layer.build(
-        Scheduler.layer.pipe(
-          Layer.provideMerge(Target.fromClients([target.client])),
-          Layer.provideMerge(Events.layer),
-          Layer.provide(ForemanConfig.make({
+      const { scheduler } = yield* TestTarget.scheduler(["a:latest", "b:latest", "c:latest"], {
             pollInterval: Duration.hours(1),
             concurrency: 1,
             maxLoadedModels: SIM.maxLoaded,
             maxWait: Duration.millis(MAX_WAIT_MS)
-          }))
-        )
-      )
-      const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
-      const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
-      yield* inventory.poll
+          })
       const order: Array<CallerJob & { readonly startMs: number }> = []
       const loads: Array<string> = []
       const fibers = yield* Effect.forEach(jobs, (job) =>

@@ -3,10 +3,8 @@
  * target, and jobs that take simulated time under the TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, Layer, Option, Ref, Scope, TestClock } from "effect"
-import { ForemanConfig, type ForemanSettings } from "../src/Config.ts"
-import * as Target from "../src/target/Target.ts"
-import { Events } from "../src/events/Events.ts"
+import { Duration, Effect, Exit, Fiber, Option, Ref, Scope, TestClock } from "effect"
+import type { ForemanSettings } from "../src/Config.ts"
 import { anonymous, type Priority } from "../src/scheduler/policy.ts"
 import * as Scheduler from "../src/scheduler/Scheduler.ts"
 import * as TestTarget from "./support/TestTarget.ts"
@@ -27,17 +25,7 @@ const eventually = (condition: Effect.Effect<boolean>) =>
 
 const setup = (settings: Partial<ForemanSettings>) =>
   Effect.gen(function*() {
-    const target = yield* TestTarget.make(["a:latest", "b:latest", "c:latest"])
-    const context = yield* Layer.build(
-      Scheduler.layer.pipe(
-        Layer.provideMerge(Target.fromClients([target.client])),
-        Layer.provideMerge(Events.layer),
-        Layer.provide(ForemanConfig.make({ pollInterval: Duration.hours(1), ...settings }))
-      )
-    )
-    const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
-    const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
-    yield* inventory.poll
+    const { inventory, scheduler, target } = yield* TestTarget.scheduler(["a:latest", "b:latest", "c:latest"], { pollInterval: Duration.hours(1), ...settings })
     const started = yield* Ref.make<ReadonlyArray<{ model: string; at: number; id: string; caller: string }>>([])
     /** A job: waits for its slot, records when it started, runs for `duration`. */
     const job = (model: string, priority: Priority, duration: Duration.DurationInput, caller?: string) =>

@@ -2,9 +2,13 @@
  * An in-memory TargetClient for unit tests: models, residency and reachability are plain
  * state the test changes; every metadata call is counted.
  */
-import { Effect, Layer, Ref } from "effect"
+import { Duration, Effect, Layer, Ref } from "effect"
 import { Readable } from "node:stream"
+import { ForemanConfig, type ForemanSettings } from "../../src/Config.ts"
 import { TargetError, TargetUnreachable } from "../../src/Errors.ts"
+import { Events } from "../../src/events/Events.ts"
+import * as Scheduler from "../../src/scheduler/Scheduler.ts"
+import * as Target from "../../src/target/Target.ts"
 import { TargetClient } from "../../src/target/TargetClient.ts"
 
 export interface TestTargetState {
@@ -50,4 +54,24 @@ export const make = (models: ReadonlyArray<string> = ["llama3.2:latest"]) =>
       raw: () => Effect.fail(down)
     })
     return { state, client, layer: Layer.succeed(TargetClient, client) }
+  })
+
+/**
+ * The real Scheduler over one target of `models` (this in-memory one), polled once, in the
+ * enclosing scope: what the scheduler's tests and benchmarks run on.
+ */
+export const scheduler = (models: ReadonlyArray<string>, settings: Partial<ForemanSettings>) =>
+  Effect.gen(function*() {
+    const target = yield* make(models)
+    const context = yield* Layer.build(
+      Scheduler.layer.pipe(
+        Layer.provideMerge(Target.fromClients([target.client])),
+        Layer.provideMerge(Events.layer),
+        Layer.provide(ForemanConfig.make({ pollInterval: Duration.hours(1), ...settings }))
+      )
+    )
+    const inventory = (yield* Effect.provide(Target.Targets, context)).primary.inventory
+    const scheduler = yield* Effect.provide(Scheduler.Scheduler, context)
+    yield* inventory.poll
+    return { target, inventory, scheduler, context }
   })
