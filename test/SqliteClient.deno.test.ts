@@ -6,27 +6,14 @@ import { describe, expect, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Chunk, Effect, Option, Sink, Stream } from "effect"
 import { spawn } from "node:child_process"
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { createInterface } from "node:readline"
-import * as SqliteClient from "../src/jobs/sqlite/SqliteClient.ts"
+import { tempDir, withDb } from "./support/sqlite.ts"
 
 const root = new URL("..", import.meta.url).pathname
 const deno = path.join(root, "node_modules/.bin/deno")
 const checkScript = path.join(root, "test/support/sqlite-deno-check.ts")
 
-/** A fresh directory under the temp dir, removed when the test's scope closes. */
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "foreman-sqlite-test-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
-
-/** Runs `effect` against a client on `filename`; the database is closed afterwards. */
-const withDb = <A, E>(
-  config: SqliteClient.SqliteClientConfig,
-  effect: Effect.Effect<A, E, SqlClient.SqlClient | SqliteClient.SqliteClient>
-) => Effect.provide(effect, SqliteClient.layer(config))
 
 describe("under Deno", () => {
   /** `deno run -A test/support/sqlite-deno-check.ts <args>`; its stdout lines, as they come. */

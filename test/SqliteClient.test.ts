@@ -8,22 +8,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Chunk, Effect, Exit, Layer, Ref, Stream, String as Str } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import * as Migrator from "../src/jobs/sqlite/migrator.ts"
 import * as SqliteClient from "../src/jobs/sqlite/SqliteClient.ts"
+import { tempDir, withDb } from "./support/sqlite.ts"
 
-/** A fresh directory under the temp dir, removed when the test's scope closes. */
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "foreman-sqlite-test-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
-
-/** Runs `effect` against a client on `filename`; the database is closed afterwards. */
-const withDb = <A, E>(
-  config: SqliteClient.SqliteClientConfig,
-  effect: Effect.Effect<A, E, SqlClient.SqlClient | SqliteClient.SqliteClient>
-) => Effect.provide(effect, SqliteClient.layer(config))
 
 const memory = { filename: ":memory:" }
 

@@ -352,6 +352,16 @@ const models = ["A", "B", "C", "D"] as const
 const modelArb = fc.constantFrom(...models)
 const priorityArb = fc.constantFrom(...priorities)
 
+/** The target's side of a policy input at `now`, random within the bounds every property uses. */
+const stateArbs = (now: number) => ({
+  running: fc.array(modelArb, { maxLength: 3 }),
+  resident: fc.uniqueArray(modelArb, { maxLength: 3 }),
+  freeSlots: fc.integer({ min: -1, max: 3 }),
+  now: fc.constant(now),
+  maxWait: fc.integer({ min: 0, max: 21 }).map((s) => s * 1_000),
+  maxLoaded: fc.integer({ min: 1, max: 3 })
+})
+
 describe("swapAware: properties", () => {
   // Ages and maxWait on a coarse grid so "exactly maxWait" comes up often.
   const now = 20_000
@@ -366,12 +376,7 @@ describe("swapAware: properties", () => {
   ).map((js) => js.map((j) => job(j.seq, j.model, j.priority, now - j.age * 1_000)))
   const inputArb: fc.Arbitrary<PolicyInput> = fc.record({
     waiting: waitingArb,
-    running: fc.array(modelArb, { maxLength: 3 }),
-    resident: fc.uniqueArray(modelArb, { maxLength: 3 }),
-    freeSlots: fc.integer({ min: -1, max: 3 }),
-    now: fc.constant(now),
-    maxWait: fc.integer({ min: 0, max: 21 }).map((s) => s * 1_000),
-    maxLoaded: fc.integer({ min: 1, max: 3 }),
+    ...stateArbs(now),
     served: fc.constant(noneServed)
   })
 
@@ -582,12 +587,7 @@ describe("swapAware: fair share between callers", () => {
       }),
       { selector: (j) => j.seq, maxLength: 25 }
     ).map((js) => js.map((j) => job(j.seq, j.model, j.priority, now - j.age * 1_000, j.caller))),
-    running: fc.array(modelArb, { maxLength: 3 }),
-    resident: fc.uniqueArray(modelArb, { maxLength: 3 }),
-    freeSlots: fc.integer({ min: -1, max: 3 }),
-    now: fc.constant(now),
-    maxWait: fc.integer({ min: 0, max: 21 }).map((s) => s * 1_000),
-    maxLoaded: fc.integer({ min: 1, max: 3 }),
+    ...stateArbs(now),
     served: servedArb
   })
 
