@@ -362,7 +362,7 @@ export const settingSpecs: Specs<ForemanSettings> = {
   plugins: {
     flag: "--plugins",
     env: "FOREMAN_PLUGINS",
-    default: "openai,metrics",
+    default: "openai,anthropic,metrics",
     placeholder: "LIST",
     description: "Comma-separated plugins to enable; none disables them all.",
     expected: "a comma-separated list of plugin names such as openai,metrics, or none",

@@ -11,11 +11,12 @@ import { run, StartupError } from "./cli.ts"
 import { ForemanConfig, type ForemanSettings } from "./Config.ts"
 import { FetchPlatformLive, ForemanLive, NodePlatformLive } from "./Foreman.ts"
 import type { Plugin } from "./plugin/Plugin.ts"
+import { AnthropicPlugin } from "../plugins/anthropic/index.ts"
 import { MetricsPlugin } from "../plugins/metrics/index.ts"
 import { OpenAiPlugin } from "../plugins/openai/index.ts"
 
 /** The plugins `--plugins` can name. The command line is the one place that knows them. */
-const plugins: Record<string, Plugin> = Object.fromEntries([OpenAiPlugin, MetricsPlugin].map((p) => [p.name, p]))
+const plugins: Record<string, Plugin> = Object.fromEntries([OpenAiPlugin, AnthropicPlugin, MetricsPlugin].map((p) => [p.name, p]))
 
 const launch = (settings: ForemanSettings) =>
   Effect.gen(function*() {

@@ -9,6 +9,7 @@
  * `GoJson`, as the native routes do), then the native handler checks the model (the core's
  * `checkModel`, with the rules of the native route each one feeds).
  */
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { BadRequest, checkModel, GoJson, type JobEndpoint, type ModelNotFound } from "../../src/index.ts"
 
@@ -29,6 +30,14 @@ const CompletionRequest = GoJson.struct("openai.CompletionRequest", {
 
 const EmbedRequest = GoJson.struct("openai.EmbedRequest", { model: GoJson.string, input: GoJson.any })
 
+// `stream` is a `*bool` here; `input` (a string or items) decodes through its own
+// `UnmarshalJSON`, whose rules are the target's.
+const ResponsesRequest = GoJson.struct("openai.ResponsesRequest", {
+  model: GoJson.string,
+  input: GoJson.unchecked("openai.ResponsesInput"),
+  stream: GoJson.boolPointer
+})
+
 /** What foreman reads, common to the three request types. */
 interface Checked {
   readonly model?: string
@@ -38,11 +47,37 @@ interface Checked {
   readonly input?: unknown
 }
 
-/** The three job routes, with the Ollama route whose rules each follows. */
+/**
+ * The transcription route's own checks (Ollama's `TranscriptionMiddleware`): a multipart form
+ * with a `model` and a non-empty `file`, then the chat handler's check of the model. The form
+ * is forwarded as it came; only its model is read here.
+ */
+export const decodeTranscription = (
+  bytes: Uint8Array,
+  contentType: string | undefined
+): Effect.Effect<{ readonly model: string }, BadRequest | ModelNotFound> =>
+  Effect.gen(function*() {
+    const notForm = new BadRequest({ message: "failed to parse multipart form: request Content-Type isn't multipart/form-data" })
+    if (contentType === undefined || !/^\s*multipart\/form-data\s*;/i.test(contentType)) return yield* notForm
+    const form = yield* Effect.tryPromise({
+      try: () => new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { "content-type": contentType } }).formData(),
+      catch: (cause) =>
+        new BadRequest({ message: `failed to parse multipart form: ${cause instanceof Error ? cause.message : String(cause)}` })
+    })
+    const model = form.get("model")
+    if (typeof model !== "string" || model === "") return yield* new BadRequest({ message: "model is required" })
+    const file = form.get("file")
+    if (file === null || typeof file === "string") return yield* new BadRequest({ message: "file is required: http: no such file" })
+    if (file.size === 0) return yield* new BadRequest({ message: "audio file is empty" })
+    return { model: yield* checkModel("/api/chat", model) }
+  })
+
+/** The JSON job routes, with the Ollama route whose rules each follows (the native handler behind its middleware). */
 export const routes = {
   "/v1/chat/completions": { kind: "/api/chat" },
   "/v1/completions": { kind: "/api/generate" },
-  "/v1/embeddings": { kind: "/api/embed" }
+  "/v1/embeddings": { kind: "/api/embed" },
+  "/v1/responses": { kind: "/api/chat" }
 } as const satisfies Record<string, { readonly kind: JobEndpoint }>
 
 export type Route = keyof typeof routes
@@ -50,7 +85,8 @@ export type Route = keyof typeof routes
 const decoders: Record<Route, GoJson.Decoder<Checked>> = {
   "/v1/chat/completions": GoJson.decoder(ChatCompletionRequest),
   "/v1/completions": GoJson.decoder(CompletionRequest),
-  "/v1/embeddings": GoJson.decoder(EmbedRequest)
+  "/v1/embeddings": GoJson.decoder(EmbedRequest),
+  "/v1/responses": GoJson.decoder(ResponsesRequest)
 }
 
 export interface OpenAiRequest {
@@ -80,6 +116,9 @@ const contentError = (route: Route, fields: Checked): string | undefined => {
       const valid = typeof input === "string" || (Array.isArray(input) && input.every((item) => typeof item === "string"))
       return valid ? undefined : "invalid input type"
     }
+    case "/v1/responses":
+      // Its conversion's errors (input items, content types, tools) are the target's.
+      return undefined
   }
 }
 
@@ -101,13 +140,6 @@ export const decode = (route: Route, bytes: Uint8Array): Either.Either<OpenAiReq
 
 /**
  * The body of the same request as an async job: never streamed, since the stored result is
- * the final body. Any spelling of `stream` goes (Go would let the last one win).
+ * the final body.
  */
-export const asyncBody = (body: Readonly<Record<string, unknown>>): Record<string, unknown> => {
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(body)) {
-    if (GoJson.foldName(key) !== "STREAM") out[key] = value
-  }
-  out["stream"] = false
-  return out
-}
+export const asyncBody = (body: Readonly<Record<string, unknown>>): Record<string, unknown> => GoJson.setField(body, "stream", false)

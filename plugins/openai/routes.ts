@@ -1,7 +1,8 @@
 /**
  * The OpenAI surface (reference §8): `/v1/models` from the inventory cache, and chat
- * completions, completions and embeddings as jobs through the scheduler, forwarded byte
- * for byte to the target's own `/v1` routes (which do the OpenAI <-> Ollama translation).
+ * completions, completions, embeddings, responses and transcriptions as jobs through the
+ * scheduler, forwarded byte for byte to the target's own `/v1` routes (which do the
+ * OpenAI <-> Ollama translation).
  * Whatever the target streams (SSE included, `data: [DONE]` and all) goes back chunk by
  * chunk. Every expected failure answers in OpenAI's error envelope.
  */
@@ -51,5 +52,18 @@ export const layer = ForemanRouter.use((router) =>
     yield* router.post("/v1/chat/completions", job("/v1/chat/completions"))
     yield* router.post("/v1/completions", job("/v1/completions"))
     yield* router.post("/v1/embeddings", job("/v1/embeddings"))
+    yield* router.post("/v1/responses", job("/v1/responses"))
+    yield* router.post(
+      "/v1/audio/transcriptions",
+      jobRoute({
+        endpoint: "/v1/audio/transcriptions",
+        kind: "/api/chat",
+        // The target answers once the whole transcription is done.
+        decode: (bytes, request) =>
+          Effect.map(Request.decodeTranscription(bytes, request.headers["content-type"]), ({ model }) => ({ model, body: {}, stream: false })),
+        // A form cannot be stored as an async job's JSON body: answered in the request.
+        async: false
+      }).pipe(inOpenAiDialect)
+    )
   })
 )

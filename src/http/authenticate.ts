@@ -12,11 +12,9 @@ import type { KeysService } from "../auth/Keys.ts"
 import { Unauthorized } from "../Errors.ts"
 import * as HttpErrors from "./errors.ts"
 
-/** In the caller's dialect: OpenAI's envelope (`invalid_api_key`) under `/v1`, Ollama's elsewhere. */
-const unauthorized = (request: HttpServerRequest.HttpServerRequest, message: string) => {
-  const error = new Unauthorized({ message })
-  return Effect.succeed(request.url.startsWith("/v1/") ? HttpErrors.openAi(error) : HttpErrors.ollama(error))
-}
+/** In the caller's dialect (`HttpErrors.dialectOf`): OpenAI's `invalid_api_key` under `/v1`, Anthropic's `authentication_error` on `/v1/messages`. */
+const unauthorized = (request: HttpServerRequest.HttpServerRequest, message: string) =>
+  Effect.succeed(HttpErrors.inDialectOf(request.url, new Unauthorized({ message })))
 
 export const authenticate = (options: {
   readonly keys: KeysService

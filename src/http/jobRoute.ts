@@ -71,22 +71,32 @@ export const makeJobRoute = Effect.gen(function*() {
      * async job stores (the job itself turns streaming off).
      */
     readonly decode: (
-      bytes: Uint8Array
+      bytes: Uint8Array,
+      request: HttpServerRequest.HttpServerRequest
     ) => Effect.Effect<{
       readonly model: string
       readonly body: Readonly<Record<string, unknown>>
       /** Whether the sync answer streams (default: yes); see `JobSpec.streams`. */
       readonly stream?: boolean
     }, E>
+    /**
+     * Whether `Prefer: respond-async` makes an async job (default: yes). A route whose request
+     * is not JSON (a transcription's multipart form) cannot be stored as one: it answers in
+     * the request, which RFC 7240 allows (a preference may be ignored; no
+     * `Preference-Applied` says so).
+     */
+    readonly async?: boolean
+    /** See `JobSpec.streamError`. */
+    readonly streamError?: (message: string) => Uint8Array
   }) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const access = yield* FiberRef.get(Access.currentAccess)
       const priority = yield* priorityOf(request, "interactive")
       const bytes = yield* readBody(config.maxBodySize)
-      const decoded = yield* options.decode(bytes)
+      const decoded = yield* options.decode(bytes, request)
       const { endpoint, kind } = options
-      if (prefersAsync(request)) {
+      if (options.async !== false && prefersAsync(request)) {
         // Async work is batch unless the caller says otherwise.
         const asyncPriority = request.headers[priorityHeader] === undefined ? "batch" : priority
         return accepted(
@@ -100,6 +110,7 @@ export const makeJobRoute = Effect.gen(function*() {
           })
         )
       }
+      const contentType = options.async === false ? request.headers["content-type"] : undefined
       return streamed(
         yield* jobs.run({
           endpoint,
@@ -108,7 +119,9 @@ export const makeJobRoute = Effect.gen(function*() {
           body: bytes,
           priority,
           caller: Access.owner(access),
-          ...(decoded.stream === undefined ? {} : { streams: decoded.stream })
+          ...(decoded.stream === undefined ? {} : { streams: decoded.stream }),
+          ...(contentType === undefined ? {} : { contentType }),
+          ...(options.streamError === undefined ? {} : { streamError: options.streamError })
         })
       )
     })

@@ -112,11 +112,9 @@ const guard = (config: ForemanSettings, keys: KeysService) => <E, R>(routes: Htt
   })
 }
 
-/** In the caller's dialect: OpenAI's envelope under `/v1`, Ollama's everywhere else. */
-const forbidden = (request: HttpServerRequest.HttpServerRequest, reason: string) => {
-  const error = new Forbidden({ message: `forbidden: ${reason}` })
-  return Effect.succeed(request.url.startsWith("/v1/") ? HttpErrors.openAi(error) : HttpErrors.ollama(error))
-}
+/** In the caller's dialect (`HttpErrors.dialectOf`). */
+const forbidden = (request: HttpServerRequest.HttpServerRequest, reason: string) =>
+  Effect.succeed(HttpErrors.inDialectOf(request.url, new Forbidden({ message: `forbidden: ${reason}` })))
 
 /** Serves the ForemanRouter's routes on the HttpServer the runtime provides. */
 export const layer = ForemanRouter.unwrap((router) =>

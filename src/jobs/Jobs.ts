@@ -48,6 +48,13 @@ export interface JobSpec {
   readonly streams?: boolean
   /** The API key the request came with, as `ownerOf` writes it (none while keys are off). */
   readonly caller?: string | undefined
+  /** The body's content type, when not JSON (a transcription's multipart form). */
+  readonly contentType?: string
+  /**
+   * The last words of an SSE answer cut short after its first byte, in the route's dialect
+   * (Anthropic's `error` event). Without it the stream just ends, as OpenAI's does.
+   */
+  readonly streamError?: (message: string) => Uint8Array
 }
 
 /** A job that has started at the target: its status and its body, still streaming. */
@@ -144,7 +151,8 @@ export const make = Effect.gen(function*() {
             // Reported while the slot is still held, so no other job is sent to a target
             // known to be down.
             const startBounded = spec.streams !== false || spec.kind === "/api/embed" || spec.kind === "/api/embeddings"
-            return yield* target.client.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), { startBounded }).pipe(
+            const options = spec.contentType === undefined ? { startBounded } : { startBounded, contentType: spec.contentType }
+            return yield* target.client.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), options).pipe(
               Effect.map((upstream) => ({ upstream, target, dispatchedAt })),
               inventory.checkClosed,
               Effect.tapError((error) =>
@@ -254,8 +262,9 @@ export const make = Effect.gen(function*() {
       }
       const ended = Deferred.unsafeMake<Ending>(FiberId.none)
       const body = guard(upstream.body, {
-        // Ollama's convention; an SSE stream (OpenAI's) just ends without `[DONE]`.
-        lastWords: ndjson ? errorLine : () => empty,
+        // Ollama's convention; an SSE stream ends with the route's error event, or else just
+        // ends (OpenAI's, without `[DONE]`).
+        lastWords: ndjson ? errorLine : spec.streamError ?? (() => empty),
         onEnd: (ending) => Deferred.unsafeDone(ended, Exit.succeed(ending))
       })
       const settle = (ending: Ending, shutdown: boolean) =>

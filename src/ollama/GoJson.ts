@@ -90,6 +90,21 @@ export const foldName = (key: string): string => {
   return out
 }
 
+/**
+ * An object with the struct field `name` set to `value`, every spelling Go would read as that
+ * field (`Stream`, `STREAM`, ...) dropped first, so the value cannot be overridden when
+ * the target decodes it.
+ */
+export const setField = (body: Readonly<Record<string, unknown>>, name: string, value: unknown): Record<string, unknown> => {
+  const folded = foldName(name)
+  const out: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(body)) {
+    if (foldName(key) !== folded) out[key] = item
+  }
+  out[name] = value
+  return out
+}
+
 /** The JSON type name Go's `UnmarshalTypeError` prints. */
 export const jsonType = (u: unknown): string =>
   typeof u === "string"

@@ -69,6 +69,8 @@ export interface TargetClientService {
        * start comes after the whole generation. Chunks are bounded either way.
        */
       readonly startBounded?: boolean
+      /** The body's content type (default `application/json`; a transcription sends its form). */
+      readonly contentType?: string
     }
   ) => Effect.Effect<Upstream, TargetUnreachable | TargetError | RequestTimeout>
   /**
@@ -245,8 +247,8 @@ export const make = (url: string) => Effect.gen(function*() {
       Effect.timeoutFail({ duration: metadataTimeout, onTimeout: () => unreachable(`no answer to ${path} within 15s`) })
     )
 
-  const post = (path: string, body: Uint8Array) =>
-    HttpClientRequest.post(url + path).pipe(HttpClientRequest.bodyUint8Array(body, "application/json"))
+  const post = (path: string, body: Uint8Array, contentType = "application/json") =>
+    HttpClientRequest.post(url + path).pipe(HttpClientRequest.bodyUint8Array(body, contentType))
 
   return TargetClient.of({
     url,
@@ -259,7 +261,7 @@ export const make = (url: string) => Effect.gen(function*() {
         // headers and each wait for a chunk are bounded here.
         const startBounded = options?.startBounded ?? true
         const headers = headersWait(within, startBounded)
-        const call = http.execute(post(path, body)).pipe(
+        const call = http.execute(post(path, body, options?.contentType)).pipe(
           Effect.mapError((error: HttpClientError.HttpClientError) => noHeaders(error.cause ?? error, within, startBounded))
         )
         return (headers === undefined ? call : call.pipe(
@@ -283,6 +285,7 @@ export const make = (url: string) => Effect.gen(function*() {
           method: "POST",
           path,
           body,
+          ...(options?.contentType === undefined ? {} : { contentType: options.contentType }),
           headersTimeout: headers === undefined ? 0 : Math.max(1, headers),
           bodyTimeout: stall
         }).pipe(
@@ -339,6 +342,8 @@ const undiciRequest = (dispatcher: Undici.Dispatcher, url: string) => {
     readonly method: "GET" | "HEAD" | "POST" | "DELETE"
     readonly path: string
     readonly body?: Uint8Array | undefined
+    /** The body's content type (default `application/json`). */
+    readonly contentType?: string
     /** Milliseconds to wait for the response's headers (0: no limit). */
     readonly headersTimeout?: number
     /** Milliseconds to wait for each chunk of the body (0: no limit). */
@@ -350,7 +355,9 @@ const undiciRequest = (dispatcher: Undici.Dispatcher, url: string) => {
         path: base + options.path,
         method: options.method,
         signal,
-        ...(options.body === undefined ? {} : { body: options.body, headers: jsonHeaders }),
+        ...(options.body === undefined
+          ? {}
+          : { body: options.body, headers: options.contentType === undefined ? jsonHeaders : { "content-type": options.contentType } }),
         ...(options.headersTimeout === undefined ? {} : { headersTimeout: options.headersTimeout }),
         ...(options.bodyTimeout === undefined ? {} : { bodyTimeout: options.bodyTimeout })
       }).then(

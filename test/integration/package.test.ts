@@ -142,7 +142,7 @@ describe("the package as npm pack makes it", () => {
     const listed = succeeded(await run("tar", ["-tzf", tarball], { cwd: work, env }), "tar").stdout.trim().split("\n")
     const files = listed.map((path) => path.replace(/^package\//, ""))
     expect(files).toContain("bin/foreman-effect.js")
-    for (const entry of ["src/index", "src/bin", "plugins/openai/index", "plugins/metrics/index"]) {
+    for (const entry of ["src/index", "src/bin", "plugins/openai/index", "plugins/anthropic/index", "plugins/metrics/index"]) {
       expect(files).toContain(`dist/${entry}.js`)
       expect(files).toContain(`dist/${entry}.d.ts`)
     }
