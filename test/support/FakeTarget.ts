@@ -16,6 +16,7 @@ import { createHash } from "node:crypto"
 import * as http from "node:http"
 import { isIP, type Socket } from "node:net"
 import { hostname, networkInterfaces } from "node:os"
+import { handleAnthropic } from "./FakeTargetAnthropic.ts"
 import { handleOpenAI } from "./FakeTargetOpenAI.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -168,6 +169,8 @@ export interface RequestContext {
   readonly body: Buffer
   readonly signal: AbortSignal
   readonly startNs: bigint
+  /** The request's `Content-Type` (a multipart form needs its boundary). */
+  readonly contentType?: string | undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -873,7 +876,7 @@ const isLocalHost = (hostHeader: string | undefined): boolean => {
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-export type Route = "/" | "/api/version" | "/api/tags" | "/api/ps" | "/api/generate" | "/api/chat" | "/api/embed" | "/api/embeddings" | "/api/show" | "/api/pull" | "/api/push" | "/api/create" | "/api/copy" | "/api/delete" | "/api/blobs/:digest" | "/api/status" | "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/models" | "/v1/models/:model"
+export type Route = "/" | "/api/version" | "/api/tags" | "/api/ps" | "/api/generate" | "/api/chat" | "/api/embed" | "/api/embeddings" | "/api/show" | "/api/pull" | "/api/push" | "/api/create" | "/api/copy" | "/api/delete" | "/api/blobs/:digest" | "/api/status" | "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/models" | "/v1/models/:model" | "/v1/responses" | "/v1/audio/transcriptions" | "/v1/messages"
 
 const ROUTES: ReadonlyArray<readonly [Route, ReadonlyArray<string>]> = [
   ["/", ["GET", "HEAD"]],
@@ -896,7 +899,10 @@ const ROUTES: ReadonlyArray<readonly [Route, ReadonlyArray<string>]> = [
   ["/v1/completions", ["POST"]],
   ["/v1/embeddings", ["POST"]],
   ["/v1/models", ["GET"]],
-  ["/v1/models/:model", ["GET"]]
+  ["/v1/models/:model", ["GET"]],
+  ["/v1/responses", ["POST"]],
+  ["/v1/audio/transcriptions", ["POST"]],
+  ["/v1/messages", ["POST"]]
 ]
 
 const matchRoute = (path: string): { route: Route; methods: ReadonlyArray<string>; param: string } | undefined => {
@@ -1580,7 +1586,11 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
       case "/v1/embeddings":
       case "/v1/models":
       case "/v1/models/:model":
+      case "/v1/responses":
+      case "/v1/audio/transcriptions":
         return handleOpenAI(route, param, ctx, native)
+      case "/v1/messages":
+        return handleAnthropic(ctx, native)
       default:
         break
     }
@@ -1775,7 +1785,7 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
     }
     if (!match.methods.includes(method)) return sendRaw(res, 405, "text/plain", "405 method not allowed")
 
-    const ctx: RequestContext = { method, path, body, signal: controller.signal, startNs: t0 }
+    const ctx: RequestContext = { method, path, body, signal: controller.signal, startNs: t0, contentType: req.headers["content-type"] }
     const outcome = await dispatch(match.route, match.param, ctx)
     if (controller.signal.aborted || res.destroyed) {
       if (outcome.kind === "stream") await outcome.items.return(undefined)

@@ -1,5 +1,6 @@
 /**
- * The OpenAI-compatible `/v1` routes of the fake Ollama server (reference §8).
+ * The OpenAI-compatible `/v1` routes of the fake Ollama server (reference §8), with the
+ * Responses API and transcriptions as Ollama's `openai/responses.go` and its middlewares do them.
  *
  * Like Ollama's middleware, each route turns the OpenAI request into a native one, runs the
  * native handler (same lookup, residency, hold/failNext behaviour) and rewrites its output:
@@ -453,6 +454,300 @@ const toBase64 = (v: ReadonlyArray<number>): string => {
   return buf.toString("base64")
 }
 
+// ---------------------------------------------------------------------------------------------
+// /v1/responses (openai/responses.go, middleware ResponsesMiddleware)
+
+const SCHEMA_RESPONSES: Schema = {
+  name: "ResponsesRequest",
+  pkg: "openai",
+  fields: { model: S, input: ANY, instructions: S, stream: B, max_output_tokens: { t: "int" }, tools: { t: "array", go: "[]openai.ResponsesTool" } }
+}
+
+/** A content part list (or string) as text and images. */
+const responsesContent = (content: unknown, at: string): { ok: true; text: string; images: Array<string> } | { ok: false; message: string } => {
+  if (typeof content === "string") return { ok: true, text: content, images: [] }
+  if (content === undefined || content === null) return { ok: true, text: "", images: [] }
+  if (!Array.isArray(content)) return { ok: false, message: `${at}: content must be a string or array: json: cannot unmarshal ${goTypeOf(content) === "float64" ? "number" : "object"} into Go value of type []json.RawMessage` }
+  let text = ""
+  const images: Array<string> = []
+  for (const [k, part] of content.entries()) {
+    const type = isObj(part) ? str(part, "type") : ""
+    if (type === "input_text" || type === "output_text") text += str(part as Obj, "text")
+    else if (type === "input_image") {
+      const url = str(part as Obj, "image_url")
+      const match = /^data:[^;]*;base64,(.*)$/s.exec(url)
+      if (match === null) return { ok: false, message: "invalid image input" }
+      images.push(match[1] ?? "")
+    } else if (type === "input_file") return { ok: false, message: "file inputs are not currently supported" }
+    else return { ok: false, message: `${at}: content[${k}]: unknown content type: ${type}` }
+  }
+  return { ok: true, text, images }
+}
+
+const convertResponses = (req: Obj): Converted => {
+  const messages: Obj[] = []
+  const instructions = str(req, "instructions")
+  if (instructions !== "") messages.push({ role: "system", content: instructions })
+  const input = field(req, "input")
+  if (typeof input === "string") {
+    if (input !== "") messages.push({ role: "user", content: input })
+  } else if (Array.isArray(input)) {
+    for (const [i, item] of input.entries()) {
+      if (!isObj(item)) return { ok: false, message: `input[${i}]: json: cannot unmarshal ${typeof item === "string" ? "string" : "number"} into Go value of type struct { Type string "json:\\"type\\""; Role string "json:\\"role\\"" }` }
+      const type = str(item, "type") || (str(item, "role") !== "" ? "message" : "")
+      if (type === "") return { ok: false, message: `input[${i}]: input item missing required 'type' field` }
+      if (type === "message") {
+        const content = responsesContent(field(item, "content"), `input[${i}]`)
+        if (!content.ok) return content
+        const role = str(item, "role") === "developer" ? "system" : str(item, "role")
+        messages.push({ role, content: content.text, ...(content.images.length > 0 ? { images: content.images } : {}) })
+      } else if (type === "function_call") {
+        let args: unknown = {}
+        const raw = str(item, "arguments")
+        if (raw !== "") {
+          try {
+            args = JSON.parse(raw) as unknown
+          } catch (e) {
+            return { ok: false, message: `failed to parse function call arguments: ${e instanceof Error ? e.message : String(e)}` }
+          }
+        }
+        const call = { id: str(item, "call_id"), function: { name: str(item, "name"), arguments: args } }
+        const last = messages[messages.length - 1]
+        if (last !== undefined && last["role"] === "assistant") last["tool_calls"] = [...(Array.isArray(last["tool_calls"]) ? last["tool_calls"] : []), call]
+        else messages.push({ role: "assistant", content: "", tool_calls: [call] })
+      } else if (type === "function_call_output") {
+        const output = field(item, "output")
+        const text = typeof output === "string" ? output : Array.isArray(output) ? output.filter(isObj).map((p) => str(p, "text")).join("") : ""
+        messages.push({ role: "tool", content: text, tool_call_id: str(item, "call_id") })
+      } else if (type !== "reasoning" && type !== "web_search_call") return { ok: false, message: `input[${i}]: unknown input item type: ${goQuoteLite(type)}` }
+    }
+  } else if (input !== undefined && input !== null) {
+    return { ok: false, message: `input must be a string or array: json: cannot unmarshal ${typeof input === "number" ? "number" : "object"} into Go value of type []json.RawMessage` }
+  }
+  const options: Obj = {}
+  const maxOutput = field(req, "max_output_tokens")
+  if (typeof maxOutput === "number") options["num_predict"] = maxOutput
+  for (const key of ["temperature", "top_p"]) {
+    const v = field(req, key)
+    if (typeof v === "number") options[key] = v
+  }
+  const native: Obj = { model: str(req, "model"), messages, stream: field(req, "stream") === true, options }
+  const tools = field(req, "tools")
+  if (Array.isArray(tools) && tools.length > 0) {
+    native["tools"] = tools.filter(isObj).filter((t) => str(t, "type") === "function").map((t) => ({
+      type: "function",
+      function: { name: str(t, "name"), description: str(t, "description"), parameters: isObj(field(t, "parameters")) ? field(t, "parameters") : {} }
+    }))
+  }
+  return { ok: true, value: native }
+}
+
+const goQuoteLite = (s: string): string => JSON.stringify(s)
+
+/** The fields a Responses object echoes from its request (`ToResponse`, `buildResponseObject`). */
+const responseObject = (req: Obj, id: string, model: string, status: string, output: unknown, usage: Obj | null, createdAt: number): Obj => {
+  const instructions = str(req, "instructions")
+  const tools = field(req, "tools")
+  const temperature = field(req, "temperature")
+  const topP = field(req, "top_p")
+  const maxOutput = field(req, "max_output_tokens")
+  return {
+    id,
+    object: "response",
+    created_at: createdAt,
+    completed_at: null,
+    status,
+    incomplete_details: null,
+    model,
+    previous_response_id: null,
+    instructions: instructions === "" ? null : instructions,
+    output,
+    error: null,
+    tools: Array.isArray(tools) ? tools : [],
+    tool_choice: "auto",
+    truncation: "disabled",
+    parallel_tool_calls: true,
+    text: { format: { type: "text" } },
+    top_p: typeof topP === "number" ? topP : 1,
+    presence_penalty: 0,
+    frequency_penalty: 0,
+    top_logprobs: 0,
+    temperature: typeof temperature === "number" ? temperature : 1,
+    reasoning: null,
+    usage,
+    max_output_tokens: typeof maxOutput === "number" ? maxOutput : null,
+    max_tool_calls: null,
+    store: false,
+    background: field(req, "background") === true,
+    service_tier: "default",
+    metadata: {},
+    safety_identifier: null,
+    prompt_cache_key: null
+  }
+}
+
+const responsesUsage = (line: Obj | undefined): Obj => {
+  const input = typeof line?.["prompt_eval_count"] === "number" ? line["prompt_eval_count"] : 0
+  const output = typeof line?.["eval_count"] === "number" ? line["eval_count"] : 0
+  return { input_tokens: input, output_tokens: output, total_tokens: input + output, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } }
+}
+
+const outputText = (text: string): Obj => ({ type: "output_text", text, annotations: [], logprobs: [] })
+
+const responses = (ctx: RequestContext, native: Native): Outcome => {
+  const decoded = decodeRequest(ctx.body, SCHEMA_RESPONSES, "EOF")
+  if (!decoded.ok) return openAIError(400, decoded.message)
+  const req = decoded.value
+  const converted = convertResponses(req)
+  if (!converted.ok) return openAIError(400, converted.message)
+  const model = str(req, "model")
+  const responseId = `resp_${Math.floor(Math.random() * 999999)}`
+  const itemId = `msg_${Math.floor(Math.random() * 999999)}`
+  const items = native.generation("chat", converted.value, ctx.signal, ctx.startNs)
+
+  if (field(req, "stream") !== true) {
+    return {
+      kind: "stream",
+      items,
+      stream: false,
+      nonStreamCharset: false,
+      errorReply: openAIError,
+      merge: (lines) => {
+        const final = lines[lines.length - 1]
+        const msgs = lines.map((l) => (isObj(l["message"]) ? l["message"] : {}))
+        const content = msgs.map((m) => (typeof m["content"] === "string" ? m["content"] : "")).join("")
+        const thinking = msgs.map((m) => (typeof m["thinking"] === "string" ? m["thinking"] : "")).join("")
+        const toolCalls = msgs.flatMap((m) => (Array.isArray(m["tool_calls"]) ? m["tool_calls"] : []))
+        const output: Obj[] = []
+        if (thinking !== "") output.push({ id: `rs_${responseId}`, type: "reasoning", summary: [{ type: "summary_text", text: thinking }], encrypted_content: thinking })
+        if (toolCalls.length > 0) {
+          toOpenAIToolCalls(toolCalls).forEach((tc, i) => {
+            const fn = tc["function"] as Obj
+            output.push({ id: `fc_${responseId}_${i}`, type: "function_call", status: "completed", call_id: tc["id"], name: fn["name"], arguments: fn["arguments"] })
+          })
+        } else output.push({ id: itemId, type: "message", status: "completed", role: "assistant", content: [outputText(content)] })
+        const body = responseObject(req, responseId, model, "completed", output, responsesUsage(final), unixOf(final?.["created_at"]))
+        body["completed_at"] = Math.floor(Date.now() / 1000)
+        return body
+      }
+    }
+  }
+
+  async function* events(): AsyncGenerator<Item> {
+    let sequence = 0
+    let outputIndex = 0
+    let text = ""
+    let started = false
+    let toolCallsSent = false
+    const completed: Obj[] = []
+    const created = Math.floor(Date.now() / 1000)
+    const ev = (type: string, data: Obj, final = false): Item => ({ kind: "line", line: { event: type, data: { ...data, type, sequence_number: sequence++ } }, final })
+    let first = true
+    for await (const item of items) {
+      if (item.kind !== "line") {
+        yield item
+        return
+      }
+      const line = item.line
+      if (first) {
+        first = false
+        yield ev("response.created", { response: responseObject(req, responseId, model, "in_progress", [], null, created) })
+        yield ev("response.in_progress", { response: responseObject(req, responseId, model, "in_progress", [], null, created) })
+      }
+      const message = isObj(line["message"]) ? line["message"] : {}
+      const content = typeof message["content"] === "string" ? message["content"] : ""
+      const toolCalls = Array.isArray(message["tool_calls"]) ? message["tool_calls"] : []
+      if (toolCalls.length > 0) {
+        for (const [i, tc] of toOpenAIToolCalls(toolCalls).entries()) {
+          const fn = tc["function"] as Obj
+          const id = `fc_${Math.floor(Math.random() * 999999)}_${i}`
+          const done = { id, type: "function_call", status: "completed", call_id: tc["id"], name: fn["name"], arguments: fn["arguments"] }
+          completed.push(done)
+          yield ev("response.output_item.added", { output_index: outputIndex + i, item: { ...done, status: "in_progress", arguments: "" } })
+          yield ev("response.function_call_arguments.delta", { item_id: id, output_index: outputIndex + i, delta: fn["arguments"] })
+          yield ev("response.function_call_arguments.done", { item_id: id, output_index: outputIndex + i, arguments: fn["arguments"] })
+          yield ev("response.output_item.done", { output_index: outputIndex + i, item: done })
+        }
+        outputIndex += toolCalls.length
+        toolCallsSent = true
+      } else if (!toolCallsSent && content !== "") {
+        if (!started) {
+          started = true
+          yield ev("response.output_item.added", { output_index: outputIndex, item: { id: itemId, type: "message", status: "in_progress", role: "assistant", content: [] } })
+          yield ev("response.content_part.added", { item_id: itemId, output_index: outputIndex, content_index: 0, part: outputText("") })
+        }
+        text += content
+        yield ev("response.output_text.delta", { item_id: itemId, output_index: outputIndex, content_index: 0, delta: content, logprobs: [] })
+      }
+      if (line["done"] === true) {
+        const message = { id: itemId, type: "message", status: "completed", role: "assistant", content: [outputText(text)] }
+        if (!toolCallsSent && started) {
+          yield ev("response.output_text.done", { item_id: itemId, output_index: outputIndex, content_index: 0, text, logprobs: [] })
+          yield ev("response.content_part.done", { item_id: itemId, output_index: outputIndex, content_index: 0, part: outputText(text) })
+          yield ev("response.output_item.done", { output_index: outputIndex, item: message })
+        }
+        const response = responseObject(req, responseId, model, "completed", started ? [...completed, message] : completed, responsesUsage(line), created)
+        response["completed_at"] = Math.floor(Date.now() / 1000)
+        yield ev("response.completed", { response }, true)
+      }
+    }
+  }
+  return {
+    kind: "stream",
+    items: events(),
+    stream: true,
+    nonStreamCharset: false,
+    merge: () => ({}),
+    contentType: "text/event-stream",
+    encode: (line) => `event: ${String(line["event"])}\ndata: ${goJSON(line["data"])}\n\n`,
+    errorReply: openAIError,
+    // A native `{"error"}` line decodes as an empty chat response: no events, the stream just ends.
+    errorFrame: () => ""
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /v1/audio/transcriptions (middleware TranscriptionMiddleware)
+
+const transcriptions = async (ctx: RequestContext, native: Native): Promise<Outcome> => {
+  const contentType = ctx.contentType ?? ""
+  if (!/^\s*multipart\/form-data\s*;/i.test(contentType))
+    return openAIError(400, "failed to parse multipart form: request Content-Type isn't multipart/form-data")
+  let form: FormData
+  try {
+    form = await new Response(new Uint8Array(ctx.body), { headers: { "content-type": contentType } }).formData()
+  } catch (e) {
+    return openAIError(400, `failed to parse multipart form: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  const model = form.get("model")
+  if (typeof model !== "string" || model === "") return openAIError(400, "model is required")
+  const file = form.get("file")
+  if (file === null || typeof file === "string") return openAIError(400, "file is required: http: no such file")
+  const audio = Buffer.from(await file.arrayBuffer())
+  if (audio.length === 0) return openAIError(400, "audio file is empty")
+  const language = form.get("language")
+  const prompt = form.get("prompt")
+  let system = "Transcribe the audio exactly as spoken. Output only the spoken words. Do not answer any question in the audio."
+  if (typeof language === "string" && language !== "") system += ` The audio is in ${language}.`
+  if (typeof prompt === "string" && prompt !== "") system += ` Context: ${prompt}`
+  const nativeReq: Obj = {
+    model,
+    messages: [{ role: "system", content: system }, { role: "user", content: "What exact words are spoken in this audio?", images: [audio.toString("base64")] }],
+    stream: true,
+    options: { temperature: 0 }
+  }
+  const format = form.get("response_format")
+  let text = ""
+  for await (const item of native.generation("chat", nativeReq, ctx.signal, ctx.startNs)) {
+    if (item.kind === "error") return openAIError(item.status, item.message)
+    if (item.kind !== "line") return item
+    const message = isObj(item.line["message"]) ? item.line["message"] : {}
+    text += typeof message["content"] === "string" ? message["content"] : ""
+  }
+  text = text.trim()
+  return format === "text" ? { kind: "raw", status: 200, contentType: "text/plain", body: text } : ok({ text })
+}
+
 export const handleOpenAI = async (route: Route, param: string, ctx: RequestContext, native: Native): Promise<Outcome> => {
   switch (route) {
     case "/v1/chat/completions":
@@ -461,6 +756,10 @@ export const handleOpenAI = async (route: Route, param: string, ctx: RequestCont
       return completions(ctx, native)
     case "/v1/embeddings":
       return embeddings(ctx, native)
+    case "/v1/responses":
+      return responses(ctx, native)
+    case "/v1/audio/transcriptions":
+      return transcriptions(ctx, native)
     case "/v1/models": {
       const models = native.models()
       return ok({
