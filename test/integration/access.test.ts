@@ -6,9 +6,11 @@ import { Duration, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import Anthropic from "@anthropic-ai/sdk"
 import { Ollama } from "ollama"
 import OpenAI from "openai"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { AnthropicPlugin } from "../../plugins/anthropic/index.ts"
 import { MetricsPlugin } from "../../plugins/metrics/index.ts"
 import { OpenAiPlugin } from "../../plugins/openai/index.ts"
 import type { Role } from "../../src/auth/Keys.ts"
@@ -47,7 +49,7 @@ describe("API keys", () => {
     foreman = await startForeman(
       // A short request timeout: a sync call while the target sleeps answers 503 soon.
       { target: target.url, keysFile, pollInterval: Duration.millis(100), requestTimeout: Duration.seconds(2) },
-      { plugins: Layer.mergeAll(OpenAiPlugin.layer, MetricsPlugin.layer) }
+      { plugins: Layer.mergeAll(OpenAiPlugin.layer, AnthropicPlugin.layer, MetricsPlugin.layer) }
     )
     await vi.waitFor(async () => expect((await (await call("/foreman/health")).json()).status).toBe("ok"), { timeout: 15_000 })
   })
@@ -72,6 +74,15 @@ describe("API keys", () => {
     await expect(ollama().chat(chat)).rejects.toMatchObject({ status_code: 401, error: "unauthorized" })
     await expect(ollama("fk_wrong").list()).rejects.toMatchObject({ status_code: 401 })
     await expect(openai("fk_wrong").chat.completions.create(chat as never)).rejects.toMatchObject({ status: 401, code: "invalid_api_key" })
+    // Anthropic's envelope on /v1/messages; its clients send the key as x-api-key.
+    const messages = await call("/v1/messages", { method: "POST", body: "{}" })
+    expect(messages.status).toBe(401)
+    expect(await messages.json()).toMatchObject({ type: "error", error: { type: "authentication_error", message: "unauthorized" } })
+    const anthropic = (key: string) => new Anthropic({ baseURL: foreman.url, apiKey: key, maxRetries: 0 })
+    await expect(anthropic("fk_wrong").messages.create({ ...chat, max_tokens: 8 } as never)).rejects.toMatchObject({
+      status: 401,
+      error: { type: "error", error: { type: "authentication_error" } }
+    })
     // Nothing reached the target.
     expect(target.calls.filter((c) => c.path === "/api/chat")).toHaveLength(0)
   })
@@ -97,6 +108,12 @@ describe("API keys", () => {
     expect((await openai(alice).models.list()).data.map((m) => m.id)).toContain("llama3.2:latest")
     // As Anthropic clients send it.
     expect((await call("/api/version", { key: alice, header: "x-api-key" })).status).toBe(200)
+    const message = await new Anthropic({ baseURL: foreman.url, apiKey: alice, maxRetries: 0 }).messages.create({
+      model: "llama3.2",
+      max_tokens: 8,
+      messages: [{ role: "user", content: "hello" }]
+    })
+    expect(message.content[0]).toMatchObject({ type: "text" })
 
     await expect(ollama(alice).pull({ model: "qwen3" })).rejects.toMatchObject({
       status_code: 403,
