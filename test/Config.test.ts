@@ -78,7 +78,7 @@ describe("foremanConfig", () => {
         port: 11435,
         concurrency: 1,
         maxQueue: 512,
-        plugins: ["openai", "metrics"],
+        plugins: ["openai", "anthropic", "metrics"],
         maxBodySize: 64 * 2 ** 20,
         logFormat: "pretty",
         db: defaultDbPath()
@@ -229,7 +229,7 @@ describe("settings", () => {
       "--concurrency": "1",
       "--max-queue": "512",
       "--max-wait": "60s",
-      "--plugins": "openai,metrics",
+      "--plugins": "openai,anthropic,metrics",
       "--request-timeout": "5m",
       "--connect-timeout": "5s",
       "--max-body-size": "64MiB",

@@ -52,7 +52,7 @@ describe("foreman-effect command line", () => {
       expect(s.target).toBe("http://127.0.0.1:11434")
       expect(s.port).toBe(11435)
       expect(Duration.toMillis(s.pollInterval)).toBe(30_000)
-      expect(s.plugins).toEqual(["openai", "metrics"])
+      expect(s.plugins).toEqual(["openai", "anthropic", "metrics"])
     }))
 
   it.effect("env overrides the default", () =>
