@@ -809,3 +809,75 @@ describe("FakeTarget: OpenAI-compatible routes", () => {
     expect(JSON.parse((frames[2] ?? "").slice(6))).toMatchObject({ model: "", choices: [{ index: 0, delta: { content: "" }, finish_reason: null }] })
   })
 })
+
+describe("FakeTarget: Anthropic, Responses and transcription routes", () => {
+  let fake: FakeTarget
+  beforeAll(async () => {
+    fake = await startFakeTarget({ models: ["llama3.2"], chunks: 2 })
+  })
+  afterAll(() => fake.close())
+
+  const sse = (text: string) =>
+    text.split("\n\n").filter((f) => f !== "").map((f) => {
+      const [event, data] = f.split("\n")
+      return { event: event?.replace(/^event: /, ""), data: JSON.parse(data?.replace(/^data: /, "") ?? "null") as Record<string, unknown> }
+    })
+
+  it("/v1/messages: one message, usage from the native counts; a system prompt and max_tokens reach the chat", async () => {
+    const r = await post(fake, "/v1/messages", { model: "llama3.2", max_tokens: 100, system: "be kind", messages: [{ role: "user", content: "hi" }] })
+    expect(r.status).toBe(200)
+    expect(r.headers.get("content-type")).toBe("application/json")
+    const body = (await r.json()) as Record<string, unknown>
+    expect(body).toMatchObject({ type: "message", role: "assistant", model: "llama3.2", stop_reason: "end_turn", content: [{ type: "text", text: "echo: hi" }] })
+    expect(String(body["id"])).toMatch(/^msg_[0-9a-f]{24}$/)
+    expect(body["usage"]).toMatchObject({ input_tokens: expect.any(Number), output_tokens: 2 })
+    const cut = await post(fake, "/v1/messages", { model: "llama3.2", max_tokens: 1, messages: [{ role: "user", content: "hi" }] })
+    expect(await cut.json()).toMatchObject({ stop_reason: "max_tokens" })
+  })
+
+  it("/v1/messages streamed: event: lines in Anthropic's order", async () => {
+    const r = await post(fake, "/v1/messages", { model: "llama3.2", max_tokens: 100, stream: true, messages: [{ role: "user", content: "hi" }] })
+    expect(r.headers.get("content-type")).toBe("text/event-stream")
+    const events = sse(await r.text())
+    expect(events.map((e) => e.event)).toEqual([
+      "message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"
+    ])
+    expect(events.every((e) => e.data["type"] === e.event)).toBe(true)
+  })
+
+  it("/v1/messages errors: Anthropic's envelope with the native status", async () => {
+    const missing = await post(fake, "/v1/messages", { model: "nope", max_tokens: 5, messages: [{ role: "user", content: "hi" }] })
+    expect(missing.status).toBe(404)
+    const body = (await missing.json()) as Record<string, unknown>
+    expect(body).toMatchObject({ type: "error", error: { type: "not_found_error", message: "model 'nope' not found" } })
+    expect(String(body["request_id"])).toMatch(/^req_[0-9a-f]{24}$/)
+    expect(await (await post(fake, "/v1/messages", "")).json()).toMatchObject({ error: { type: "invalid_request_error", message: "EOF" } })
+  })
+
+  it("/v1/responses: a response object, and streamed events with sequence numbers", async () => {
+    const plain = (await (await post(fake, "/v1/responses", { model: "llama3.2", input: "hi" })).json()) as Record<string, unknown>
+    expect(plain).toMatchObject({ object: "response", status: "completed", output: [{ type: "message", content: [{ type: "output_text", text: "echo: hi" }] }] })
+    const events = sse(await (await post(fake, "/v1/responses", { model: "llama3.2", input: "hi", stream: true })).text())
+    expect(events[0]?.event).toBe("response.created")
+    expect(events.at(-1)?.event).toBe("response.completed")
+    expect(events.map((e) => e.data["sequence_number"])).toEqual(events.map((_, i) => i))
+    const bad = await post(fake, "/v1/responses", { model: "llama3.2", input: [{ content: "x" }] })
+    expect(await bad.json()).toEqual({ error: { message: "input[0]: input item missing required 'type' field", type: "invalid_request_error", param: null, code: null } })
+  })
+
+  it("/v1/audio/transcriptions: a multipart form in, {text} (or plain text) out", async () => {
+    const form = new FormData()
+    form.set("model", "llama3.2")
+    form.set("file", new Blob(["sound"]), "a.wav")
+    const r = await fetch(fake.url + "/v1/audio/transcriptions", { method: "POST", body: form })
+    expect(await r.json()).toEqual({ text: "echo: What exact words are spoken in this audio?" })
+    form.set("response_format", "text")
+    const text = await fetch(fake.url + "/v1/audio/transcriptions", { method: "POST", body: form })
+    expect(text.headers.get("content-type")).toBe("text/plain")
+    expect(await text.text()).toBe("echo: What exact words are spoken in this audio?")
+    const json = await post(fake, "/v1/audio/transcriptions", "{}")
+    expect((await json.json() as { error: { message: string } }).error.message).toBe(
+      "failed to parse multipart form: request Content-Type isn't multipart/form-data"
+    )
+  })
+})
