@@ -64,6 +64,36 @@ describe("through foreman, the ollama client gets what the target gives", () => 
     expect(timeless(await proxied.embed(request))).toEqual(timeless(await direct.embed(request)))
   })
 
+  it("today's request fields reach the target as sent and its answer comes back (think levels, truncate, shift, logprobs, dimensions, tool messages)", async () => {
+    const post = (url: string, path: string, body: unknown) =>
+      fetch(`${url}${path}`, { method: "POST", body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: timeless(await r.json()) }))
+    const cases: Array<[string, Record<string, unknown>]> = [
+      ["/api/chat", {
+        model: "llama3.2",
+        stream: false,
+        truncate: false,
+        shift: false,
+        logprobs: true,
+        top_logprobs: 3,
+        messages: [
+          { role: "user", content: "weather?" },
+          { role: "assistant", content: "", tool_calls: [{ id: "call_1", function: { name: "w", arguments: {} } }] },
+          { role: "tool", content: "sunny", tool_name: "w", tool_call_id: "call_1" }
+        ]
+      }],
+      // A level the target judges (this model does not think): its 400 comes back.
+      ["/api/generate", { model: "llama3.2", prompt: "hi", stream: false, think: "high" }],
+      ["/api/generate", { model: "llama3.2", prompt: "hi", stream: false, think: false }],
+      ["/api/embed", { model: "all-minilm", input: "hi", dimensions: 8, truncate: true }]
+    ]
+    for (const [path, body] of cases) {
+      const before = target.calls.length
+      const viaForeman = await post(foreman.url, path, body)
+      expect(target.calls.slice(before).find((c) => c.path === path)?.body).toEqual(body)
+      expect(viaForeman).toEqual(await post(target.url, path, body))
+    }
+  })
+
   it("a missing model fails with Ollama's 404 at once, without waiting for the queue or reaching generation", async () => {
     // A job holds foreman's only slot at the target: a request that waited its turn could not
     // be answered before the job ends.
