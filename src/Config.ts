@@ -18,8 +18,17 @@ import * as Option from "effect/Option"
 import * as Record from "effect/Record"
 
 export interface ForemanSettings {
-  /** Base URL of the Ollama server, normalised without a trailing slash. */
+  /**
+   * The Ollama servers foreman fronts: one base URL (normalised without a trailing slash), or
+   * several as `name=URL` entries joined by commas (`parseTargetList` reads it). The flag may
+   * be given more than once.
+   */
   readonly target: string
+  /**
+   * A JSON file of targets with per-target settings (`""`: none, spelled `none`); when given, its targets are
+   * the ones foreman fronts and `target` is not used.
+   */
+  readonly targetsFile: string
   readonly host: string
   /**
    * Browser origins allowed besides Ollama's defaults (`OLLAMA_ORIGINS` patterns: exact, or
@@ -81,6 +90,8 @@ export interface SettingInfo {
 
 /** One setting as the table holds it. */
 export interface SettingSpec<A> extends Omit<SettingInfo, "key"> {
+  /** The flag may be given more than once: its values are joined by commas before parsing. */
+  readonly repeated?: true
   /**
    * A switch: the flag alone turns it on (`--allow-unauthenticated`; `=false` turns it off);
    * its env variable and default are text as for any other setting (`true`, `false`).
@@ -155,6 +166,51 @@ const parseHttpUrl = (s: string): Option.Option<string> => {
     url.search === "" && url.hash === ""
   return usable ? Option.some(url.href.replace(/\/+$/, "")) : Option.none()
 }
+
+/** One `--target` entry: a name (the URL's host when not given) and a base URL. */
+export interface TargetEntry {
+  readonly name: string
+  readonly url: string
+}
+
+/** A target's name: letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
+export const isTargetName = (name: string): boolean => /^[a-z0-9][a-z0-9._-]{0,62}$/i.test(name)
+
+/** The host of a target's URL: its name when none is given. */
+export const hostOf = (url: string): string => {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, "$1")
+  } catch {
+    return url
+  }
+}
+
+/**
+ * `--target`'s text as targets: `URL` or `NAME=URL`, several joined by commas. Names must
+ * differ (two bare URLs on one host need names); `None` for anything else.
+ */
+export const parseTargetList = (s: string): Option.Option<ReadonlyArray<TargetEntry>> => {
+  const entries: Array<TargetEntry> = []
+  for (const item of s.split(",")) {
+    const text = item.trim()
+    const equals = text.indexOf("=")
+    // A URL may hold `=` only after its host (a query, which a base URL has none of anyway).
+    const named = equals > 0 && !text.slice(0, equals).includes("/")
+    const name = named ? text.slice(0, equals).trim() : undefined
+    const url = parseHttpUrl(named ? text.slice(equals + 1) : text)
+    if (Option.isNone(url) || (name !== undefined && !isTargetName(name))) return Option.none()
+    entries.push({ name: name ?? hostOf(url.value), url: url.value })
+  }
+  const names = new Set(entries.map((entry) => entry.name.toLowerCase()))
+  return names.size === entries.length ? Option.some(entries) : Option.none()
+}
+
+/** The normalised text of a target list: a lone bare URL as itself, else `name=URL,...`. */
+const formatTargetList = (entries: ReadonlyArray<TargetEntry>, bare: boolean): string =>
+  bare && entries.length === 1 ? entries[0]!.url : entries.map((entry) => `${entry.name}=${entry.url}`).join(",")
+
+const parseTargets = (s: string): Option.Option<string> =>
+  Option.map(parseTargetList(s), (entries) => formatTargetList(entries, entries.length === 1 && !/^\s*[^/=]+=/.test(s)))
 
 const parseNonEmpty = (s: string): Option.Option<string> => {
   const text = s.trim()
@@ -246,9 +302,21 @@ export const settingSpecs: Specs<ForemanSettings> = {
     env: "FOREMAN_TARGET",
     default: "http://127.0.0.1:11434",
     placeholder: "URL",
-    description: "Base URL of the Ollama server that foreman fronts.",
+    repeated: true,
+    description: "Base URL of the Ollama server that foreman fronts; NAME=URL names it. Give it once per " +
+      "target for several (the env variable: comma-separated).",
     expected: "an http:// or https:// URL such as http://127.0.0.1:11434",
-    parse: parseHttpUrl
+    parse: parseTargets
+  },
+  targetsFile: {
+    flag: "--targets-file",
+    env: "FOREMAN_TARGETS_FILE",
+    default: "none",
+    placeholder: "PATH",
+    description: "JSON file of targets with settings of their own (name, url, concurrency, maxLoadedModels, " +
+      "wake: {mac, address, port}); when given, --target is not used.",
+    expected: "a file path, or none",
+    parse: (s) => s.trim().toLowerCase() === "none" ? Option.some("") : parseNonEmpty(s)
   },
   host: {
     flag: "--host",

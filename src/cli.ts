@@ -148,6 +148,14 @@ const optionOf = <A>(spec: SettingSpec<A>): Options.Options<Either.Either<A, str
       Options.withFallbackConfig(settingText(spec)),
       Options.map(String)
     )
+    : spec.repeated
+    // Given more than once: the values joined; not given: the env variable, then the default.
+    ? Options.text(name).pipe(
+      Options.withPseudoName(spec.placeholder),
+      Options.withDescription(helpLine(spec)),
+      Options.repeated,
+      Options.mapEffect((values) => values.length > 0 ? Effect.succeed(values.join(",")) : Effect.orDie(settingText(spec)))
+    )
     : Options.text(name).pipe(
       Options.withPseudoName(spec.placeholder),
       Options.withDescription(helpLine(spec)),
@@ -182,6 +190,19 @@ const commandLine = Options.all({
 // Flags are matched as typed: with @effect/cli's case-insensitive matching (0.77), `--PORT 6`
 // was accepted and its value silently dropped.
 const cliConfig = CliConfig.make({ isCaseSensitive: true })
+
+/** The flags that may be given more than once. */
+const repeatedFlags = new Set(settings.filter((s) => settingSpecs[s.key].repeated === true).map((s) => s.flag))
+
+/**
+ * `--target=URL` as `--target URL` for the flags that may be repeated: @effect/cli (0.77) reads
+ * the `=` form of a single option but leaves it over for a repeated one.
+ */
+const splitRepeated = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
+  args.flatMap((arg) => {
+    const equals = arg.indexOf("=")
+    return equals > 0 && repeatedFlags.has(arg.slice(0, equals)) ? [arg.slice(0, equals), arg.slice(equals + 1)] : [arg]
+  })
 
 // --- help and complaints -------------------------------------------------------------------
 
@@ -391,7 +412,7 @@ export const run = <E, R>(
     // `keys ...` manages the keys file; anything else is the server's command line.
     if (argv[2] === "keys") return yield* keysCommand(argv.slice(3))
 
-    const [, leftover, parsed] = yield* Options.processCommandLine(commandLine, argv.slice(2), cliConfig).pipe(
+    const [, leftover, parsed] = yield* Options.processCommandLine(commandLine, splitRepeated(argv.slice(2)), cliConfig).pipe(
       Effect.catchAll(() => refuse(`Invalid command line (see ${name} --help)`))
     )
     if (parsed.help) return yield* Console.log(helpText(yield* ownVersion))

@@ -55,6 +55,22 @@ describe("foreman-effect command line", () => {
       expect(s.plugins).toEqual(["openai", "anthropic", "metrics"])
     }))
 
+  it.effect("--target once per target, NAME=URL names one; the env variable takes them comma-separated", () =>
+    Effect.gen(function*() {
+      const s = launchedWith(yield* cli(["--target", "desk=http://desk:11434/", "--target", "http://laptop.lan:11434"]))
+      expect(s.target).toBe("desk=http://desk:11434,laptop.lan=http://laptop.lan:11434")
+      const env = launchedWith(yield* cli([], { FOREMAN_TARGET: "a=http://10.0.0.2:11434, b=http://10.0.0.3:11434" }))
+      expect(env.target).toBe("a=http://10.0.0.2:11434,b=http://10.0.0.3:11434")
+      // The flag still beats the env variable.
+      expect(launchedWith(yield* cli(["--target", "http://x:1"], { FOREMAN_TARGET: "a=http://y:2" })).target).toBe("http://x:1")
+      // Two targets of one name (two bare URLs on one host) are refused.
+      const twice = yield* cli(["--target", "http://gpu:1", "--target", "http://gpu:2"])
+      expect(twice.stderr.join("\n")).toContain("Invalid --target (FOREMAN_TARGET): expected")
+      expect(Option.isNone(twice.launched)).toBe(true)
+      const badName = yield* cli(["--target", "has space=http://gpu:1"])
+      expect(Option.isNone(badName.launched)).toBe(true)
+    }))
+
   it.effect("env overrides the default", () =>
     Effect.gen(function*() {
       const s = launchedWith(yield* cli([], { FOREMAN_PORT: "9000", FOREMAN_MAX_WAIT: "2m" }))

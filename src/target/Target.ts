@@ -10,8 +10,9 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import { ForemanConfig } from "../Config.ts"
+import { ForemanConfig, hostOf, parseTargetList } from "../Config.ts"
 import type { Events } from "../events/Events.ts"
 import * as Inventory from "../inventory/Inventory.ts"
 import type { Waiting } from "../scheduler/policy.ts"
@@ -55,14 +56,8 @@ export interface Target {
   readonly residency: Residency
 }
 
-/** A target's name: the host of its URL. */
-export const nameOf = (url: string): string => {
-  try {
-    return new URL(url).hostname
-  } catch {
-    return url
-  }
-}
+/** A target's name when none is given: the host of its URL. */
+export const nameOf = hostOf
 
 /** A target over a client: its inventory is made here, in the scope; its poller is not started. */
 export const make = (client: TargetClient.TargetClientService, options: { readonly name?: string } = {}) =>
@@ -127,8 +122,9 @@ export const layer: Layer.Layer<Targets, never, ForemanConfig | Events | HttpCli
   Targets,
   Effect.gen(function*() {
     const config = yield* ForemanConfig
-    const urls: Arr.NonEmptyReadonlyArray<string> = [config.target]
-    const all = yield* Effect.forEach(urls, (url) => Effect.flatMap(TargetClient.make(url), (client) => make(client)))
+    // The setting was checked when it was read; an embedding application's own value too.
+    const entries = Option.getOrElse(parseTargetList(config.target), () => [{ name: hostOf(config.target), url: config.target }])
+    const all = yield* Effect.forEach(entries, (entry) => Effect.flatMap(TargetClient.make(entry.url), (client) => make(client, { name: entry.name })))
     return of(all as unknown as Arr.NonEmptyReadonlyArray<Target>)
   })
 )
