@@ -15,7 +15,7 @@ import * as HttpErrors from "./errors.ts"
 /** In the caller's dialect: OpenAI's envelope (`invalid_api_key`) under `/v1`, Ollama's elsewhere. */
 const unauthorized = (request: HttpServerRequest.HttpServerRequest, message: string) => {
   const error = new Unauthorized({ message })
-  return Effect.succeed(request.url.startsWith("/v1/") ? HttpErrors.openAi(error) : HttpErrors.ollama(error))
+  return Effect.succeed(HttpErrors.forPath(request.url)(error))
 }
 
 export const authenticate = (options: {

@@ -42,6 +42,13 @@ export const openAi = (error: ForemanError, options?: ReplyOptions) => {
   )
 }
 
+/**
+ * In the dialect of the path asked, for answers no route's own mapping gives (refusals at the
+ * edge, paths passed through): OpenAI's envelope under `/v1/`, Ollama's everywhere else.
+ */
+export const forPath = (url: string): (error: ForemanError, options?: ReplyOptions) => HttpServerResponse.HttpServerResponse =>
+  url.startsWith("/v1/") ? openAi : ollama
+
 /** The failures foreman's own API (`/foreman/v1/jobs*`) answers with. */
 export type ApiFailure = BadRequest | BodyTooLarge | ModelNotFound | JobNotFound | JobConflict
 
