@@ -1,7 +1,9 @@
 /**
  * The HTTP app: every route registered on the ForemanRouter, with the one error mapping
- * (`errors.ts`) at the edge. Unknown paths answer 404 and known paths with the wrong method
- * 405, with Ollama's texts (as JSON error bodies, so every client can read them).
+ * (`errors.ts`) at the edge. A known path with the wrong method answers 405, with Ollama's
+ * text (as a JSON error body, so every client can read it); any other path no route serves
+ * passes through to the target (`forward.ts`), but foreman's own `/foreman/*`, whose unknown
+ * paths answer 404 with Ollama's text.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
@@ -21,6 +23,7 @@ import { BadRequest, ForemanError, Forbidden, Unprotected } from "../Errors.ts"
 import { authenticate } from "./authenticate.ts"
 import * as ForemanApi from "./api/ForemanApi.ts"
 import * as HttpErrors from "./errors.ts"
+import * as Forward from "./forward.ts"
 import * as Origins from "./origins.ts"
 import { ForemanRouter } from "./Router.ts"
 
@@ -45,6 +48,7 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
     }
     const routed = yield* HttpRouter.toHttpApp(router)
     const isKnown = knownPaths(router)
+    const forward = yield* Forward.make
     return routed.pipe(
       Effect.catchAllCause((cause) =>
         Effect.gen(function*() {
@@ -58,9 +62,15 @@ export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
           if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "RouteNotFound") {
             const request = yield* HttpServerRequest.HttpServerRequest
             const path = request.url.split("?")[0] ?? "/"
-            return isKnown(path)
-              ? HttpServerResponse.unsafeJson({ error: "405 method not allowed" }, { status: 405 })
-              : HttpServerResponse.unsafeJson({ error: "404 page not found" }, { status: 404 })
+            if (isKnown(path)) return HttpServerResponse.unsafeJson({ error: "405 method not allowed" }, { status: 405 })
+            if (!Forward.forwards(request.method, path)) {
+              return HttpServerResponse.unsafeJson({ error: "404 page not found" }, { status: 404 })
+            }
+            // No route here answers for it, so its failures are answered in the path's dialect.
+            return yield* forward.pipe(
+              Effect.catchIf(isForemanError, (error) =>
+                Effect.map(HttpErrors.replyOptions, (options) => HttpErrors.inDialectOf(request.url, error, options)))
+            )
           }
           return yield* HttpErrors.defect(cause)
         })

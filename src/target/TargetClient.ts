@@ -8,6 +8,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import type { HttpMethod } from "@effect/platform/HttpMethod"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import type * as Undici from "@effect/platform-node/Undici"
@@ -44,6 +45,8 @@ export interface Upstream {
    * failure mid-way is its `error` event.
    */
   readonly body: Readable
+  /** The answer's headers as the target sent them (for a pass-through of a route foreman does not know). */
+  readonly headers?: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 }
 
 export interface TargetClientService {
@@ -76,12 +79,15 @@ export interface TargetClientService {
   /**
    * Any other route, passed through as is: non-2xx answers are returned, not failed. Bounded
    * by `--stall-timeout` (a `TargetError` 504 when the target says nothing for that long),
-   * but for model management (`/api/pull`, `/api/push`, `/api/create`).
+   * but for model management (`/api/pull`, `/api/push`, `/api/create`). `path` may carry a
+   * query string. `headers` are sent as given (a body in bytes is `application/json` unless
+   * they say otherwise).
    */
   readonly raw: (
-    method: "GET" | "HEAD" | "POST" | "DELETE",
+    method: HttpMethod,
     path: string,
-    body?: RawBody
+    body?: RawBody,
+    headers?: Readonly<Record<string, string>>
   ) => Effect.Effect<Upstream, TargetUnreachable | TargetError>
 }
 
@@ -138,7 +144,13 @@ export const make = (url: string) => Effect.gen(function*() {
     stream: Stream.Stream<Uint8Array, unknown> = response.stream
   ) =>
     NodeStream.toReadable(stream).pipe(
-      Effect.map((body): Upstream => ({ status: response.status, contentType: response.headers["content-type"], body }))
+      Effect.map((body): Upstream => ({
+        status: response.status,
+        contentType: response.headers["content-type"],
+        body,
+        // A platform `fetch` (Deno) has decoded a compressed body already: its encoding is gone.
+        headers: { ...response.headers, "content-encoding": undefined }
+      }))
     )
 
   const stall = Duration.toMillis(config.stallTimeout)
@@ -192,12 +204,13 @@ export const make = (url: string) => Effect.gen(function*() {
    * returned. `stallMillis` bounds the wait for the headers and for each chunk (0: none).
    */
   const undiciRaw = undici && ((
-    method: "GET" | "HEAD" | "POST" | "DELETE",
+    method: HttpMethod,
     path: string,
     body: Uint8Array | undefined,
-    stallMillis = 0
+    stallMillis = 0,
+    headers?: Readonly<Record<string, string>>
   ) =>
-    undici({ method, path, body, headersTimeout: stallMillis, bodyTimeout: stallMillis }).pipe(
+    undici({ method, path, body, headers, headersTimeout: stallMillis, bodyTimeout: stallMillis }).pipe(
       Effect.mapError(transportFailure),
       Effect.map(upstreamOf)
     ))
@@ -285,7 +298,7 @@ export const make = (url: string) => Effect.gen(function*() {
           method: "POST",
           path,
           body,
-          ...(options?.contentType === undefined ? {} : { contentType: options.contentType }),
+          ...(options?.contentType === undefined ? {} : { headers: { "content-type": options.contentType } }),
           headersTimeout: headers === undefined ? 0 : Math.max(1, headers),
           bodyTimeout: stall
         }).pipe(
@@ -299,22 +312,22 @@ export const make = (url: string) => Effect.gen(function*() {
           )
         )
       },
-    raw: (method, path, body) => {
+    raw: (method, path, body, headers) => {
       // Model management may run long in silence (a pull with `stream: false` says nothing
       // until it is done); everything else answers promptly and is bounded like a job.
       const bounded = !patientPaths.test(path)
       // Bytes (or nothing) straight through undici where there is one; a streamed body
       // (a blob upload) through the generic client, which streams it.
       if (undiciRaw !== undefined && (body === undefined || body instanceof Uint8Array)) {
-        return undiciRaw(method, path, body, bounded ? stall : 0)
+        return undiciRaw(method, path, body, bounded ? stall : 0, headers)
       }
-      const request = HttpClientRequest.make(method)(url + path)
+      const request = HttpClientRequest.make(method)(url + path).pipe(HttpClientRequest.setHeaders(headers ?? {}))
       const withBody = body === undefined
         ? request
         : body instanceof Uint8Array
-        ? request.pipe(HttpClientRequest.bodyUint8Array(body, "application/json"))
+        ? request.pipe(HttpClientRequest.bodyUint8Array(body, headers?.["content-type"] ?? "application/json"))
         : request.pipe(HttpClientRequest.bodyStream(body.stream, {
-          contentType: "application/octet-stream",
+          contentType: headers?.["content-type"] ?? "application/octet-stream",
           ...(body.contentLength === undefined ? {} : { contentLength: body.contentLength })
         }))
       if (!bounded) return send(withBody).pipe(Effect.flatMap((response) => toUpstream(response)))
@@ -339,11 +352,11 @@ const undiciRequest = (dispatcher: Undici.Dispatcher, url: string) => {
   // A target behind a path prefix keeps it.
   const base = target.pathname.replace(/\/$/, "")
   return (options: {
-    readonly method: "GET" | "HEAD" | "POST" | "DELETE"
+    readonly method: HttpMethod
     readonly path: string
     readonly body?: Uint8Array | undefined
-    /** The body's content type (default `application/json`). */
-    readonly contentType?: string
+    /** Headers to send (a body is `application/json` unless they name its type). */
+    readonly headers?: Readonly<Record<string, string>> | undefined
     /** Milliseconds to wait for the response's headers (0: no limit). */
     readonly headersTimeout?: number
     /** Milliseconds to wait for each chunk of the body (0: no limit). */
@@ -356,8 +369,8 @@ const undiciRequest = (dispatcher: Undici.Dispatcher, url: string) => {
         method: options.method,
         signal,
         ...(options.body === undefined
-          ? {}
-          : { body: options.body, headers: options.contentType === undefined ? jsonHeaders : { "content-type": options.contentType } }),
+          ? (options.headers === undefined ? {} : { headers: options.headers })
+          : { body: options.body, headers: options.headers === undefined ? jsonHeaders : { ...jsonHeaders, ...options.headers } }),
         ...(options.headersTimeout === undefined ? {} : { headersTimeout: options.headersTimeout }),
         ...(options.bodyTimeout === undefined ? {} : { bodyTimeout: options.bodyTimeout })
       }).then(
@@ -372,7 +385,12 @@ const jsonHeaders = { "content-type": "application/json" }
 /** An undici response as an `Upstream`: its status, content type and body, unread. */
 const upstreamOf = (response: Undici.Dispatcher.ResponseData): Upstream => {
   const contentType = response.headers["content-type"]
-  return { status: response.statusCode, contentType: Array.isArray(contentType) ? contentType[0] : contentType, body: response.body }
+  return {
+    status: response.statusCode,
+    contentType: Array.isArray(contentType) ? contentType[0] : contentType,
+    body: response.body,
+    headers: response.headers
+  }
 }
 
 /** A chunk that did not come in time, as undici names it (so both platforms read the same). */

@@ -27,18 +27,27 @@ describe("--plugins", () => {
 
   it("by default serves /v1 and /metrics", async () => {
     const foreman = await start()
+    const asked = target.count("/v1/models")
     const models = await fetch(`${foreman.url}/v1/models`)
     expect(models.status).toBe(200)
+    // From foreman's cache: the target is not asked.
+    expect(target.count("/v1/models")).toBe(asked)
     expect((await models.json()).data.map((m: { id: string }) => m.id)).toEqual(["llama3.2:latest"])
     const metrics = await fetch(`${foreman.url}/metrics`)
     expect(metrics.status).toBe(200)
     expect(await metrics.text()).toContain("foreman_target_up")
   })
 
-  it("with none, /v1/models and /metrics are 404 and everything else works", async () => {
+  // Without a plugin its paths are unknown to foreman, so they pass through: /v1 is the
+  // target's own (the target is asked), /metrics the target's 404.
+  it("with none, /v1/models is the target's own, /metrics the target's 404, and everything else works", async () => {
     const foreman = await start("--plugins", "none")
-    expect((await fetch(`${foreman.url}/v1/models`)).status).toBe(404)
-    expect((await fetch(`${foreman.url}/metrics`)).status).toBe(404)
+    const asked = target.count("/v1/models")
+    expect((await fetch(`${foreman.url}/v1/models`)).status).toBe(200)
+    expect(target.count("/v1/models")).toBe(asked + 1)
+    const metrics = await fetch(`${foreman.url}/metrics`)
+    expect(metrics.status).toBe(404)
+    expect(await metrics.text()).toBe("404 page not found")
     const client = new Ollama({ host: foreman.url })
     expect((await client.list()).models.map((m) => m.name)).toEqual(["llama3.2:latest"])
     const reply = await client.chat({ model: "llama3.2", messages: [{ role: "user", content: "still here" }] })
@@ -48,7 +57,9 @@ describe("--plugins", () => {
 
   it("one plugin alone", async () => {
     const foreman = await start("--plugins", "metrics")
-    expect((await fetch(`${foreman.url}/v1/models`)).status).toBe(404)
+    const asked = target.count("/v1/models")
+    expect((await fetch(`${foreman.url}/v1/models`)).status).toBe(200)
+    expect(target.count("/v1/models")).toBe(asked + 1)
     expect((await fetch(`${foreman.url}/metrics`)).status).toBe(200)
   })
 })

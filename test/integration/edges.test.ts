@@ -59,7 +59,8 @@ describe("bad input gets Ollama's status and an {\"error\"} body, and foreman st
       status: 400,
       error: `invalid X-Foreman-Priority "urgent": expected one of interactive, normal, batch`
     },
-    { name: "unknown path", path: "/api/nope", body: "{}", status: 404, error: "404 page not found" },
+    // Other unknown paths pass through to the target (forward.test.ts); foreman's own stay its 404.
+    { name: "unknown path under /foreman", path: "/foreman/nope", body: "{}", status: 404, error: "404 page not found" },
     { name: "known path, wrong method", path: "/api/chat", body: "", method: "GET", status: 405, error: "405 method not allowed" },
     { name: "tags with the wrong method", path: "/api/tags", body: "{}", method: "POST", status: 405, error: "405 method not allowed" }
   ]

@@ -95,17 +95,24 @@ interface Outcome {
   readonly error?: string
 }
 
+/**
+ * A body goes with its `Content-Length`: Node's client frames a DELETE's body neither by length
+ * nor by chunks, so the server would read it as a second, malformed request on the connection
+ * (malformed HTTP is the raw socket's part below).
+ */
 const send = (url: string, method: string, path: string, headers: Record<string, string>, body: Uint8Array | string) =>
   new Promise<Outcome>((resolve) => {
     const { hostname, port } = new URL(url)
-    const request = httpRequest({ hostname, port, method, path, headers, agent: false, timeout: 30_000 }, (response) => {
+    const withBody = method !== "GET" && method !== "HEAD"
+    const framed = withBody ? { ...headers, "content-length": String(Buffer.byteLength(body)) } : headers
+    const request = httpRequest({ hostname, port, method, path, headers: framed, agent: false, timeout: 30_000 }, (response) => {
       response.resume()
       response.once("end", () => resolve({ status: response.statusCode! }))
       response.once("error", (error) => resolve({ status: response.statusCode!, error: String(error) }))
     })
     request.once("timeout", () => request.destroy(new Error("no answer within 30 s")))
     request.once("error", (error) => resolve({ status: 0, error: String(error) }))
-    request.end(method === "GET" || method === "HEAD" ? undefined : body)
+    request.end(withBody ? body : undefined)
   })
 
 /**
