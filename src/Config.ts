@@ -158,7 +158,7 @@ const parseInteger = (min: number, max: number) => (s: string): Option.Option<nu
 const parsePositiveDuration = (s: string): Option.Option<Duration.Duration> =>
   Option.filter(parseDuration(s), (d) => Duration.greaterThan(d, Duration.zero))
 
-const parseHttpUrl = (s: string): Option.Option<string> => {
+export const parseHttpUrl = (s: string): Option.Option<string> => {
   const text = s.trim()
   if (!URL.canParse(text)) return Option.none()
   const url = new URL(text)

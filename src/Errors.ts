@@ -103,6 +103,12 @@ export class Unprotected extends Schema.TaggedError<Unprotected>()("Unprotected"
   host: Schema.String
 }) {}
 
+/** Start-up refused: the targets file (`--targets-file`) cannot be read or says something wrong. */
+export class TargetsFileInvalid extends Schema.TaggedError<TargetsFileInvalid>()("TargetsFileInvalid", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
 /** Start-up refused: the database file is held by another foreman process (one per file). */
 export class DatabaseInUse extends Schema.TaggedError<DatabaseInUse>()("DatabaseInUse", {
   path: Schema.String,

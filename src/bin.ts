@@ -46,6 +46,8 @@ const launch = (settings: ForemanSettings) =>
         new StartupError({
           message: `Cannot use --db ${error.path}: ${error.message} (one process per database: give this one its own --db)`
         })),
+      Effect.catchTag("TargetsFileInvalid", (error) =>
+        new StartupError({ message: `Cannot use --targets-file ${error.path}: ${error.message}` })),
       Effect.catchTag("Unprotected", (error) =>
         new StartupError({
           message: `Refusing to serve --host ${error.host} without API keys: add one (foreman-effect keys add NAME) or pass --allow-unauthenticated to serve everyone who can reach it`

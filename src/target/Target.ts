@@ -12,7 +12,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import { ForemanConfig, hostOf, parseTargetList } from "../Config.ts"
+import * as fs from "node:fs"
+import { isIP } from "node:net"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { ForemanConfig, hostOf, isTargetName, parseHttpUrl, parseTargetList } from "../Config.ts"
+import { describeCause, TargetsFileInvalid } from "../Errors.ts"
+import * as WakeOnLan from "./WakeOnLan.ts"
 import type { Events } from "../events/Events.ts"
 import * as Inventory from "../inventory/Inventory.ts"
 import type { Waiting } from "../scheduler/policy.ts"
@@ -40,8 +46,15 @@ export interface Slots {
   readonly running: Map<string, Waiting>
 }
 
+/** How to wake a target that sleeps: its network card's MAC, and where the magic packet goes. */
+export interface Wake {
+  readonly mac: WakeOnLan.Mac
+  readonly address: string
+  readonly port: number
+}
+
 export interface Target {
-  /** How foreman names it: the host of its URL (`127.0.0.1`, `laptop`). */
+  /** How foreman names it: `--target NAME=URL`'s name, else the host of its URL (`127.0.0.1`, `laptop`). */
   readonly name: string
   /** Its base URL, without a trailing slash. */
   readonly url: string
@@ -54,13 +67,25 @@ export interface Target {
   readonly maxLoaded: number
   readonly slots: Slots
   readonly residency: Residency
+  /** How to wake it (Wake-on-LAN), if it can be woken. */
+  readonly wake?: Wake | undefined
+}
+
+/** A target as the configuration describes it. */
+export interface TargetSpec {
+  readonly name?: string | undefined
+  /** Its own `--concurrency`. */
+  readonly concurrency?: number | undefined
+  /** Its own `--max-loaded-models`. */
+  readonly maxLoadedModels?: number | undefined
+  readonly wake?: Wake | undefined
 }
 
 /** A target's name when none is given: the host of its URL. */
 export const nameOf = hostOf
 
 /** A target over a client: its inventory is made here, in the scope; its poller is not started. */
-export const make = (client: TargetClient.TargetClientService, options: { readonly name?: string } = {}) =>
+export const make = (client: TargetClient.TargetClientService, options: TargetSpec = {}) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
     const inventory = yield* Inventory.make(client)
@@ -70,9 +95,10 @@ export const make = (client: TargetClient.TargetClientService, options: { readon
       client,
       inventory,
       polling: inventory.poll.pipe(Effect.repeat(Schedule.spaced(config.pollInterval)), Effect.asVoid),
-      maxLoaded: config.maxLoadedModels,
-      slots: { size: config.concurrency, running: new Map() },
-      residency: { lastRun: new Map(), servingSince: yield* Clock.currentTimeMillis }
+      maxLoaded: options.maxLoadedModels ?? config.maxLoadedModels,
+      slots: { size: options.concurrency ?? config.concurrency, running: new Map() },
+      residency: { lastRun: new Map(), servingSince: yield* Clock.currentTimeMillis },
+      ...(options.wake === undefined ? {} : { wake: options.wake })
     } satisfies Target
   })
 
@@ -117,14 +143,78 @@ export const fromClients = (
 ): Layer.Layer<Targets, never, ForemanConfig | Events> =>
   Layer.scoped(Targets, Effect.map(Effect.forEach(clients, (client) => make(client)), (all) => of(all as unknown as Arr.NonEmptyReadonlyArray<Target>)))
 
-/** The configured targets (`--target`), over the runtime's `HttpClient`. */
-export const layer: Layer.Layer<Targets, never, ForemanConfig | Events | HttpClient.HttpClient> = Layer.scoped(
+const PositiveInt = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
+const Name = Schema.String.pipe(Schema.filter((name) => isTargetName(name) || "a name of letters, digits, '.', '_' or '-'"))
+const Url = Schema.String.pipe(
+  Schema.filter((url) => Option.isSome(parseHttpUrl(url)) || "an http:// or https:// URL such as http://desk:11434")
+)
+const Mac = Schema.String.pipe(Schema.filter((mac) => Option.isSome(WakeOnLan.parseMac(mac)) || "a MAC address such as aa:bb:cc:dd:ee:ff"))
+
+/** The targets file: `{"targets": [{name, url, concurrency?, maxLoadedModels?, wake?}]}`. */
+export const TargetsFile = Schema.Struct({
+  targets: Schema.NonEmptyArray(Schema.Struct({
+    name: Schema.optional(Name),
+    url: Url,
+    concurrency: Schema.optional(PositiveInt),
+    maxLoadedModels: Schema.optional(PositiveInt),
+    wake: Schema.optional(Schema.Struct({
+      mac: Mac,
+      address: Schema.optionalWith(Schema.String.pipe(Schema.filter((a) => isIP(a) !== 0 || "an IP address")), {
+        default: () => WakeOnLan.defaultBroadcast
+      }),
+      port: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 65535)), { default: () => WakeOnLan.defaultPort })
+    }))
+  }))
+})
+
+/** A target's URL and spec, as the configuration gives them. */
+interface Configured extends TargetSpec {
+  readonly url: string
+}
+
+/** The targets a targets file describes, or why not (one line). */
+export const readTargetsFile = (file: string): Effect.Effect<Arr.NonEmptyReadonlyArray<Configured>, TargetsFileInvalid> =>
+  Effect.gen(function*() {
+    const invalid = (message: string) => new TargetsFileInvalid({ path: file, message })
+    const text = yield* Effect.try({ try: () => fs.readFileSync(file, "utf8"), catch: (cause) => invalid(describeCause(cause)) })
+    const json = yield* Effect.try({ try: (): unknown => JSON.parse(text), catch: () => invalid("not JSON") })
+    const decoded = yield* Schema.decodeUnknown(TargetsFile)(json, { onExcessProperty: "error" }).pipe(
+      Effect.mapError((error) => invalid(ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s*\n\s*/g, " ")))
+    )
+    const entries = Arr.map(decoded.targets, (entry): Configured => {
+      const url = Option.getOrThrow(parseHttpUrl(entry.url))
+      return {
+        url,
+        name: entry.name ?? hostOf(url),
+        concurrency: entry.concurrency,
+        maxLoadedModels: entry.maxLoadedModels,
+        wake: entry.wake === undefined
+          ? undefined
+          : { mac: Option.getOrThrow(WakeOnLan.parseMac(entry.wake.mac)), address: entry.wake.address, port: entry.wake.port }
+      }
+    })
+    const names = new Set(entries.map((entry) => entry.name!.toLowerCase()))
+    if (names.size !== entries.length) return yield* invalid("two targets have the same name")
+    return entries
+  })
+
+/** The configured targets (`--targets-file`, else `--target`). */
+export const configured = Effect.gen(function*() {
+  const config = yield* ForemanConfig
+  if (config.targetsFile !== "") return yield* readTargetsFile(config.targetsFile)
+  // The setting was checked when it was read; an embedding application's own value too.
+  return Option.getOrElse(
+    parseTargetList(config.target),
+    () => [{ name: hostOf(config.target), url: config.target }]
+  ) as Arr.NonEmptyReadonlyArray<Configured>
+})
+
+/** The configured targets, over the runtime's `HttpClient`. */
+export const layer: Layer.Layer<Targets, TargetsFileInvalid, ForemanConfig | Events | HttpClient.HttpClient> = Layer.scoped(
   Targets,
   Effect.gen(function*() {
-    const config = yield* ForemanConfig
-    // The setting was checked when it was read; an embedding application's own value too.
-    const entries = Option.getOrElse(parseTargetList(config.target), () => [{ name: hostOf(config.target), url: config.target }])
-    const all = yield* Effect.forEach(entries, (entry) => Effect.flatMap(TargetClient.make(entry.url), (client) => make(client, { name: entry.name })))
+    const entries = yield* configured
+    const all = yield* Effect.forEach(entries, (entry) => Effect.flatMap(TargetClient.make(entry.url), (client) => make(client, entry)))
     return of(all as unknown as Arr.NonEmptyReadonlyArray<Target>)
   })
 )
