@@ -20,7 +20,7 @@
  * arriving after a batch job's estimate moves that batch job later: the estimate is what
  * happens if nothing else arrives.
  */
-import { isSwap, type Policy, type PolicyInput, place, priorities, type Served, type TargetState, type Waiting } from "./policy.ts"
+import { type Policy, place, priorities, type Served, type TargetState, type Waiting } from "./policy.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
@@ -294,20 +294,28 @@ export const forecast = (input: ForecastInput): Forecast => {
         const slot = target.busy[i]!
         if (slot.freeAt > at) continue
         target.busy.splice(i, 1)
-        target.resident = [slot.model, ...target.resident.filter((m) => m !== slot.model)].slice(0, Math.max(1, target.of.maxLoaded))
+        // In place: this runs once per job placed.
+        const { resident } = target
+        const seen = resident.indexOf(slot.model)
+        if (seen >= 0) resident.splice(seen, 1)
+        resident.unshift(slot.model)
+        if (resident.length > Math.max(1, target.of.maxLoaded)) resident.length = Math.max(1, target.of.maxLoaded)
       }
     }
   }
+  const isLoad = (model: string, target: SimTarget) =>
+    !target.resident.includes(model) && !target.busy.some((slot) => slot.model === model)
   const stateOf = (target: SimTarget): TargetState => ({
     reachable: target.of.reachable,
     running: target.busy.map((s) => s.model),
+    // Read by the policy within the call only: `release` changes it between calls.
     resident: target.resident,
     freeSlots: target.of.slots - target.busy.length,
     maxWait: clock - target.of.servingSince > target.of.maxWait ? target.of.maxWait : Number.POSITIVE_INFINITY,
     maxLoaded: target.of.maxLoaded
   })
-  const start = (job: Waiting, target: SimTarget, state: Pick<PolicyInput, "resident" | "running">) => {
-    const load = isSwap(job.model, state)
+  const start = (job: Waiting, target: SimTarget) => {
+    const load = isLoad(job.model, target)
     const finishAt = clock + costOf(job.model, load)
     target.busy.push({ model: job.model, freeAt: finishAt })
     position += 1
@@ -342,7 +350,7 @@ export const forecast = (input: ForecastInput): Forecast => {
       continue
     }
     queue.splice(queue.indexOf(placed.job), 1)
-    start(placed.job, targets[placed.target]!, states[placed.target]!)
+    start(placed.job, targets[placed.target]!)
   }
   const simulated = position
 
@@ -359,7 +367,11 @@ export const forecast = (input: ForecastInput): Forecast => {
       let best = usable[0]!
       let bestAt = Number.POSITIVE_INFINITY
       for (const target of usable) {
-        const at = target.busy.length < target.of.slots ? clock : Math.min(...target.busy.map((s) => s.freeAt))
+        let at = clock
+        if (target.busy.length >= target.of.slots) {
+          at = Number.POSITIVE_INFINITY
+          for (const slot of target.busy) if (slot.freeAt < at) at = slot.freeAt
+        }
         if (at < bestAt) {
           best = target
           bestAt = at
@@ -367,7 +379,7 @@ export const forecast = (input: ForecastInput): Forecast => {
       }
       clock = Math.max(clock, bestAt)
       release(clock)
-      start(job, best, { resident: best.resident, running: best.busy.map((s) => s.model) })
+      start(job, best)
     }
   }
   return { waiting, running, simulated }
