@@ -63,10 +63,14 @@ const rows = (overrides: Partial<ForecastInput>) =>
     .sort((x, y) => x[1] - y[1])
 
 describe("measurements", () => {
-  it("a moving average: the first sample, then alpha of each new one", () => {
+  it("a moving average: the plain mean of the first 1 / alpha samples, then alpha of each new one", () => {
     const first = observe(undefined, 1_000)
     expect(first).toEqual({ mean: 1_000, samples: 1 })
-    expect(observe(first, 2_000)).toEqual({ mean: 1_000 + alpha * 1_000, samples: 2 })
+    expect(observe(first, 2_000)).toEqual({ mean: 1_500, samples: 2 })
+    let ewma = first
+    for (let i = 1; i < 1 / alpha; i++) ewma = observe(ewma, 1_000)
+    expect(ewma).toEqual({ mean: 1_000, samples: 1 / alpha })
+    expect(observe(ewma, 2_000).mean).toBeCloseTo(1_000 + alpha * 1_000, 9)
   })
 
   it("a model's load time is its jobs with a load minus those without, once both are measured", () => {

@@ -31,11 +31,22 @@ export interface Ewma {
   readonly samples: number
 }
 
-/** The weight of the newest sample: the average follows a change within a handful of jobs. */
-export const alpha = 0.3
+/**
+ * The weight of the newest sample (after the first ten): an average over about the last 20
+ * jobs, which follows a change within a few of them. Chosen on the ETA benchmark
+ * (`bench/eta.ts`), where 0.2 and 0.3 were up to a third worse.
+ */
+export const alpha = 0.1
 
-export const observe = (ewma: Ewma | undefined, sample: number): Ewma =>
-  ewma === undefined ? { mean: sample, samples: 1 } : { mean: ewma.mean + alpha * (sample - ewma.mean), samples: ewma.samples + 1 }
+/**
+ * The average with one more sample: the plain mean of the first `1 / alpha` samples (so the
+ * first job of a model does not outweigh the next ones), then `alpha` for each new one.
+ */
+export const observe = (ewma: Ewma | undefined, sample: number): Ewma => {
+  if (ewma === undefined) return { mean: sample, samples: 1 }
+  const weight = Math.max(alpha, 1 / (ewma.samples + 1))
+  return { mean: ewma.mean + weight * (sample - ewma.mean), samples: ewma.samples + 1 }
+}
 
 /** A model's measured times at the target (milliseconds, dispatch to last byte). */
 export interface ModelTimes {

@@ -78,16 +78,16 @@ describe("queue positions and ETAs", () => {
       target.release()
       await job
     }
-    // 0 s, then 4 s: the moving average is 0 + 0.3 × 4 = 1.2 s.
+    // 0 s, then 4 s: the average of the two (the first ten jobs are a plain mean) is 2 s.
     await measured(4)
-    await vi.waitFor(async () => expect((await health()).queue.estimates["llama3.2:latest"]?.durationMs).toBe(1_200))
+    await vi.waitFor(async () => expect((await health()).queue.estimates["llama3.2:latest"]?.durationMs).toBe(2_000))
 
     target.hold()
     const now = 8_000
     const running = generate("holds the slot")
     await vi.waitFor(() => expect(target.held).toBe(1))
     const batch = await submit("batch work")
-    expect(batch).toMatchObject({ status: "queued", position: 1, estimatedStartAt: at(now + 1_200), estimatedFinishAt: at(now + 2_400) })
+    expect(batch).toMatchObject({ status: "queued", position: 1, estimatedStartAt: at(now + 2_000), estimatedFinishAt: at(now + 4_000) })
     // A sync request is interactive: it goes ahead of the batch job.
     const sync = generate("interactive")
     await vi.waitFor(async () => expect((await health()).queueDepth).toBe(2))
@@ -98,22 +98,22 @@ describe("queue positions and ETAs", () => {
       priority: "interactive",
       waitedMs: 0,
       position: 1,
-      estimatedStartAt: at(now + 1_200),
-      estimatedFinishAt: at(now + 2_400)
+      estimatedStartAt: at(now + 2_000),
+      estimatedFinishAt: at(now + 4_000)
     }])
     expect(await view(batch.id as string)).toMatchObject({
       status: "queued",
       position: 2,
-      estimatedStartAt: at(now + 2_400),
-      estimatedFinishAt: at(now + 3_600)
+      estimatedStartAt: at(now + 4_000),
+      estimatedFinishAt: at(now + 6_000)
     })
     // In the list too.
     const list = (await (await fetch(`${foreman.url}/foreman/v1/jobs?status=queued`)).json()) as { jobs: Array<Record<string, unknown>> }
-    expect(list.jobs).toEqual([expect.objectContaining({ id: batch.id, position: 2, estimatedStartAt: at(now + 2_400) })])
+    expect(list.jobs).toEqual([expect.objectContaining({ id: batch.id, position: 2, estimatedStartAt: at(now + 4_000) })])
 
     // The running job takes longer than expected: past its expected end, it is expected to end now.
-    await foreman.adjust(Duration.seconds(2))
-    expect(await view(batch.id as string)).toMatchObject({ position: 2, estimatedStartAt: at(now + 2_000 + 1_200) })
+    await foreman.adjust(Duration.seconds(3))
+    expect(await view(batch.id as string)).toMatchObject({ position: 2, estimatedStartAt: at(now + 3_000 + 2_000) })
     target.release()
     await Promise.all([running, sync])
     await vi.waitFor(async () => expect((await view(batch.id as string)).status).toBe("succeeded"))
