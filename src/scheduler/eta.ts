@@ -15,8 +15,8 @@
  * frees when its job is expected to end, the model it ran becomes resident, and the policy
  * picks again with the same rules (priority, resident first, max-wait, fair share), for at
  * most `budget` job visits. Past that (a deep queue), the rest follow in an approximation of
- * the policy's order: class, then model by model (the resident model's first, then each by
- * its oldest job), then arrival. Jobs that arrive later are not known, so an interactive job
+ * the policy's order: class, then model by model (the model in use first, then each by its
+ * oldest job), then arrival. Jobs that arrive later are not known, so an interactive job
  * arriving after a batch job's estimate moves that batch job later: the estimate is what
  * happens if nothing else arrives.
  */
@@ -33,7 +33,7 @@ export interface Ewma {
 
 /**
  * The weight of the newest sample (after the first ten): an average over about the last 20
- * jobs, which follows a change within a few of them. Chosen on the ETA benchmark
+ * jobs, which follows a lasting change within about ten. Chosen on the ETA benchmark
  * (`bench/eta.ts`), where 0.2 and 0.3 were up to a third worse.
  */
 export const alpha = 0.1
