@@ -7,6 +7,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
+import { eta } from "./eta.ts"
 import { latency } from "./latency.ts"
 import { type Benchmark, type Check, describeEnvironment, type Environment, environment, quietMachine, table, verdict } from "./lib.ts"
 import { memory } from "./memory.ts"
@@ -16,7 +17,7 @@ import { swaps } from "./swaps.ts"
 import { throughput } from "./throughput.ts"
 
 /** In the order a full run takes them (the issue's); a new benchmark is one import and one entry here. */
-const benchmarks: ReadonlyArray<Benchmark> = [latency, streaming, throughput, policy, memory, swaps]
+const benchmarks: ReadonlyArray<Benchmark> = [latency, streaming, throughput, policy, memory, swaps, eta]
 
 const resultsDir = new URL("./results/", import.meta.url)
 

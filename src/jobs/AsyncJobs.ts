@@ -56,8 +56,12 @@ export interface JobView {
   readonly startedAt: string | null
   readonly finishedAt: string | null
   readonly attempts: number
-  /** 1-based place in the queue while queued. */
+  /** 1-based place in the order the queue is expected to dispatch, while queued. */
   readonly position?: number
+  /** When it is expected to be sent to the target, while queued (ISO; once job times are measured). */
+  readonly estimatedStartAt?: string
+  /** When its answer is expected to be complete, while queued or running (ISO; once measured). */
+  readonly estimatedFinishAt?: string
   /** The target's final JSON body, once succeeded. */
   readonly result?: unknown
   readonly error?: string
@@ -164,20 +168,29 @@ export const make = Effect.gen(function*() {
   const report = yield* Report.make
 
   const view = (job: JobRecord) =>
-    Effect.map(job.status === "queued" ? scheduler.position(job.id) : Effect.succeed(Option.none()), (position): JobView => ({
-      id: job.id,
-      status: job.status,
-      endpoint: job.endpoint,
-      model: job.model,
-      priority: job.priority,
-      createdAt: iso(job.createdAt)!,
-      startedAt: iso(job.startedAt),
-      finishedAt: iso(job.finishedAt),
-      attempts: job.attempts,
-      ...(Option.isSome(position) ? { position: position.value } : {}),
-      ...(job.result === null ? {} : { result: parseResult(job.result) }),
-      ...(job.error === null ? {} : { error: job.error })
-    }))
+    Effect.map(finished(job.status) ? Effect.succeed(Option.none()) : scheduler.estimate(job.id), (found): JobView => {
+      const estimate = Option.getOrUndefined(found)
+      // The queue is the authority on an unfinished job: one granted a slot is running even
+      // before its runner has written that down (at once, on an idle foreman).
+      const status = estimate === undefined ? job.status : estimate._tag === "Running" ? "running" : "queued"
+      const startedAt = job.startedAt ?? (estimate?._tag === "Running" ? estimate.startedAt : null)
+      return {
+        id: job.id,
+        status,
+        endpoint: job.endpoint,
+        model: job.model,
+        priority: job.priority,
+        createdAt: iso(job.createdAt)!,
+        startedAt: iso(startedAt),
+        finishedAt: iso(job.finishedAt),
+        attempts: job.attempts,
+        ...(estimate?._tag === "Queued" ? { position: estimate.position } : {}),
+        ...(estimate?._tag === "Queued" && estimate.startAt !== undefined ? { estimatedStartAt: iso(estimate.startAt)! } : {}),
+        ...(estimate?.finishAt === undefined ? {} : { estimatedFinishAt: iso(estimate.finishAt)! }),
+        ...(job.result === null ? {} : { result: parseResult(job.result) }),
+        ...(job.error === null ? {} : { error: job.error })
+      }
+    })
 
   const end = (id: string, outcome: Parameters<typeof store.finish>[1]) =>
     store.finish(id, outcome).pipe(Effect.tap((ended_) => (ended_ ? PubSub.publish(ended, id) : Effect.void)))

@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
@@ -40,6 +41,7 @@ import {
   type TargetState,
   type Waiting
 } from "./policy.ts"
+import * as Eta from "./eta.ts"
 
 /** A job's place in the queue. */
 export type Ticket = Waiting
@@ -49,6 +51,9 @@ export type Ticket = Waiting
  * (Ollama's default keep-alive).
  */
 export const assumedKeepAlive = Duration.minutes(5)
+
+/** From this many jobs waiting, the forecast is not made again on every change (see `forecastNow`). */
+const deepQueue = 1_000
 
 interface Entry {
   readonly ticket: Ticket
@@ -74,7 +79,11 @@ interface State {
   readonly waiting: Array<Entry>
   /** The target each running job holds its slot on, by job id. */
   readonly holders: Map<string, Target>
+  /** When each running job was given its slot, and whether that made its target load its model. */
+  readonly grants: Map<string, { readonly at: number; readonly load: boolean }>
   swaps: number
+  /** Counts the changes to the queue and the slots: a forecast made at one version is stale at the next. */
+  version: number
 }
 
 export interface WaitingGroup {
@@ -92,6 +101,8 @@ export interface QueueStats {
   readonly resident: ReadonlyArray<string>
   readonly byModel: Readonly<Record<string, WaitingGroup>>
   readonly byPriority: Readonly<Record<Priority, WaitingGroup>>
+  /** What the ETAs rest on: each measured model's average job time (ms) and load time (ms, once known). */
+  readonly estimates: Readonly<Record<string, Eta.ModelEstimate>>
 }
 
 export interface TicketOptions {
@@ -139,10 +150,15 @@ export interface SchedulerService {
   readonly release: (id: string) => Effect.Effect<"queued" | "running" | "none">
   readonly stats: Effect.Effect<QueueStats>
   /**
-   * A waiting job's place: 1 + the jobs ahead of it by priority class and arrival. The
-   * policy may still serve a resident model's job earlier, so it is an estimate.
+   * A waiting job's place: 1-based, in the order the policy is expected to dispatch the queue
+   * (see `eta.ts`); while no target is reachable, 1 + the jobs ahead of it by class and arrival.
+   * Later arrivals can still go ahead of it, so it is an estimate.
    */
   readonly position: (id: string) => Effect.Effect<Option.Option<number>>
+  /** A waiting or running job's place and expected times (`eta.ts`); none for a job the queue does not hold. */
+  readonly estimate: (id: string) => Effect.Effect<Option.Option<Eta.JobEstimate>>
+  /** The jobs waiting with a caller on the line (sync requests), in their forecast order. */
+  readonly waitingCallers: Effect.Effect<ReadonlyArray<Eta.WaitingCaller>>
   /**
    * Shutdown: grants no more slots, and interrupts the callers waiting for one (queued async
    * jobs stay in the store for the next start). Idempotent; also done when the layer closes.
@@ -168,7 +184,9 @@ export const make = (policy: Policy) =>
     ) as Record<Priority, Metric.Metric.Gauge<number>>
     const maxWait = Duration.toMillis(config.maxWait)
     const keepAlive = Duration.toMillis(assumedKeepAlive)
-    const state: State = { waiting: [], holders: new Map(), swaps: 0 }
+    const state: State = { waiting: [], holders: new Map(), grants: new Map(), swaps: 0, version: 0 }
+    // What the ETAs rest on: each job's time at the target, from its `JobFinished` event.
+    const measurements = Eta.makeMeasurements()
     // Starts so far and each caller's latest (fair share's input): one entry per caller ever
     // served, and callers are API keys, so it stays small.
     const last = new Map<string, number>()
@@ -208,6 +226,8 @@ export const make = (policy: Policy) =>
         const ticket = target?.slots.running.get(id)
         if (target !== undefined && ticket !== undefined) {
           state.holders.delete(id)
+          state.grants.delete(id)
+          state.version++
           target.slots.running.delete(id)
           // The target keeps the model it just ran (until `/api/ps` says otherwise).
           target.residency.lastRun.set(ticket.model, now + keepAlive)
@@ -220,6 +240,7 @@ export const make = (policy: Policy) =>
         depth(entry.ticket.priority, -1)
         if (entry.caller) callers--
         state.waiting.splice(index, 1)
+        state.version++
         return Effect.as(dispatch, "queued" as const)
       })
 
@@ -227,6 +248,7 @@ export const make = (policy: Policy) =>
       Effect.suspend(() => {
         if (refuseWhenFull && callers >= config.maxQueue) return new QueueFull({ limit: config.maxQueue })
         state.waiting.push(entry)
+        state.version++
         depth(entry.ticket.priority, 1)
         if (entry.caller) callers++
         return dispatch
@@ -328,7 +350,11 @@ export const make = (policy: Policy) =>
           last.set(job.caller, ++starts)
           depth(job.priority, -1)
           runningBy(1)
-          if (isSwap(job.model, view)) {
+          const load = isSwap(job.model, view)
+          state.grants.set(job.id, { at: now, load })
+          state.version++
+          measurements.dispatched(job.id, job.model, load)
+          if (load) {
             state.swaps += 1
             Metrics.modelSwapsTotal.unsafeUpdate(1, [])
             after.push(
@@ -360,6 +386,21 @@ export const make = (policy: Policy) =>
       )
     }
 
+    // Each job's time at the target, as its report has it (dispatch to last byte), feeds the
+    // ETAs. Subscribed now, so no job finishing from here on is missed.
+    const reports = yield* events.subscribe
+    yield* Queue.takeBetween(reports, 1, 1024).pipe(
+      Effect.map((batch) => {
+        for (const event of batch) {
+          if (event._tag !== "JobFinished") continue
+          const succeeded = typeof event.status === "number" && event.status < 400 && event.ttfbMs !== undefined
+          measurements.finished(event.job.id, succeeded, event.durationMs)
+        }
+      }),
+      Effect.forever,
+      Effect.forkScoped
+    )
+
     const stats = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const seen = yield* residencies
@@ -380,21 +421,102 @@ export const make = (policy: Policy) =>
         byModel: Object.fromEntries(Array.from(models, ([model, ts]) => [model, group(ts, now)])),
         byPriority: Object.fromEntries(
           priorities.map((p) => [p, group(tickets.filter((t) => t.priority === p), now)])
-        ) as Record<Priority, WaitingGroup>
+        ) as Record<Priority, WaitingGroup>,
+        estimates: Eta.summary(measurements.measured)
       } satisfies QueueStats
     })
 
-    const rank = (p: Priority) => priorities.indexOf(p)
-    const position = (id: string) =>
-      Effect.sync(() => {
-        const me = state.waiting.find((e) => e.ticket.id === id)?.ticket
-        if (me === undefined) return Option.none()
-        let ahead = 0
-        for (const { ticket: t } of state.waiting) {
-          if (rank(t.priority) < rank(me.priority) || (t.priority === me.priority && t.seq < me.seq)) ahead++
+    /**
+     * The forecast of the queue as it is (see `eta.ts`), made when someone asks and kept until
+     * the queue, the slots, the targets' states or the measurements change (or a second
+     * passes: the running jobs' expected ends move with the clock). `undefined` while no target
+     * is reachable: whatever a target holds when it wakes decides the order. A deep queue's
+     * forecast costs milliseconds (10 000 jobs: ~10 ms), so there it is made again at most
+     * once per ten times what the last one cost; a job that arrived since has a rough place.
+     */
+    let cached: {
+      readonly version: number
+      readonly revision: number
+      readonly seen: ReadonlyArray<Seen>
+      readonly at: number
+      /** Wall-clock time it was made at and what it cost (`performance.now()`, ms). */
+      readonly madeAt: number
+      readonly costMs: number
+      readonly forecast: Eta.Forecast | undefined
+    } | undefined
+    const forecastNow = Effect.map(Effect.zip(residencies, Clock.currentTimeMillis), ([seen, now]) => {
+      const sameTargets = cached !== undefined && cached.seen.every((s, i) => s === seen[i])
+      if (
+        cached !== undefined && sameTargets && cached.version === state.version && cached.revision === measurements.revision &&
+        now - cached.at < 1_000 && cached.at <= now
+      ) return cached.forecast
+      const wall = performance.now()
+      if (cached !== undefined && sameTargets && state.waiting.length >= deepQueue && wall - cached.madeAt < 10 * cached.costMs) {
+        return cached.forecast
+      }
+      const forecast = seen.some((s) => s.reachable)
+        ? Eta.forecast({
+          policy,
+          waiting: state.waiting.map((e) => e.ticket),
+          targets: targets.all.map((target, index): Eta.ForecastTarget => ({
+            reachable: seen[index]!.reachable,
+            slots: target.slots.size,
+            running: Array.from(target.slots.running.values(), (t) => {
+              const grant = state.grants.get(t.id)
+              return { id: t.id, model: t.model, startedAt: grant?.at ?? now, load: grant?.load ?? false }
+            }),
+            resident: resident(target, seen[index]!.ps, now),
+            maxLoaded: target.maxLoaded,
+            maxWait,
+            servingSince: target.residency.servingSince
+          })),
+          now,
+          served: { starts, last },
+          cost: measurements.cost
+        })
+        : undefined
+      const madeAt = performance.now()
+      cached = { version: state.version, revision: measurements.revision, seen, at: now, madeAt, costMs: madeAt - wall, forecast }
+      return forecast
+    })
+
+    const queued = (forecast: Eta.Forecast | undefined, entry: Entry): Eta.QueuedEstimate => {
+      const estimate = forecast?.waiting.get(entry.ticket.id)
+      if (estimate === undefined) {
+        return { _tag: "Queued", position: Eta.roughPosition(state.waiting.map((e) => e.ticket), entry.ticket) }
+      }
+      return {
+        _tag: "Queued",
+        position: estimate.position,
+        ...(estimate.startAt === undefined ? {} : { startAt: estimate.startAt }),
+        ...(estimate.finishAt === undefined ? {} : { finishAt: estimate.finishAt })
+      }
+    }
+
+    const estimate = (id: string) =>
+      Effect.suspend((): Effect.Effect<Option.Option<Eta.JobEstimate>> => {
+        const grant = state.grants.get(id)
+        if (grant !== undefined) {
+          return Effect.map(forecastNow, (forecast) => {
+            const finishAt = forecast?.running.get(id)
+            return Option.some({ _tag: "Running", startedAt: grant.at, ...(finishAt === undefined ? {} : { finishAt }) })
+          })
         }
-        return Option.some(ahead + 1)
+        const entry = state.waiting.find((e) => e.ticket.id === id)
+        if (entry === undefined) return Effect.succeed(Option.none())
+        return Effect.map(forecastNow, (forecast) => Option.some(queued(forecast, entry)))
       })
+
+    const position = (id: string) =>
+      Effect.map(estimate(id), Option.flatMap((e) => (e._tag === "Queued" ? Option.some(e.position) : Option.none())))
+
+    const waitingCallers = Effect.suspend(() => {
+      const entries = state.waiting.filter((e) => e.caller)
+      if (entries.length === 0) return Effect.succeed([])
+      return Effect.map(forecastNow, (forecast) =>
+        entries.map((entry): Eta.WaitingCaller => ({ ticket: entry.ticket, estimate: queued(forecast, entry) }))
+          .sort((a, b) => a.estimate.position - b.estimate.position))
+    })
 
     const close = Effect.sync(() => {
       if (closed) return
@@ -413,6 +535,8 @@ export const make = (policy: Policy) =>
       release: leave,
       stats,
       position,
+      estimate,
+      waitingCallers,
       close
     })
   })

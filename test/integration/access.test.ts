@@ -193,6 +193,36 @@ describe("API keys", () => {
     }
   })
 
+  it("health lists the sync requests waiting: an admin all, with their key's name; a user key its own", async () => {
+    const [alice, bob, root] = [keys["alice"]!, keys["bob"]!, keys["root"]!]
+    const generate = (key: string, prompt: string) =>
+      call("/api/generate", { method: "POST", key, body: JSON.stringify({ model: "llama3.2", prompt, stream: false }) })
+    type Waiting = { id: string; caller?: string; position: number; priority: string }
+    const waiting = async (key: string) =>
+      ((await (await call("/foreman/health", { key })).json()) as { queue: { waiting: Array<Waiting> } }).queue.waiting
+    target.hold()
+    const requests: Array<Promise<Response>> = []
+    try {
+      requests.push(generate(alice, "holds the slot"))
+      await vi.waitFor(() => expect(target.held).toBe(1))
+      requests.push(generate(bob, "bob waits"), generate(alice, "alice waits"))
+      await vi.waitFor(async () => expect(await waiting(root)).toHaveLength(2))
+      const all = await waiting(root)
+      expect(all.map((w) => w.caller).sort()).toEqual(["alice", "bob"])
+      expect(all.map((w) => w.position)).toEqual([1, 2])
+      expect(all.every((w) => w.priority === "interactive")).toBe(true)
+      // Each user key sees its own request, at its place in the whole queue.
+      for (const [key, name] of [[alice, "alice"], [bob, "bob"]] as const) {
+        const { caller, id, position } = all.find((w) => w.caller === name)!
+        expect(await waiting(key)).toEqual([expect.objectContaining({ caller, id, position })])
+      }
+      expect(await (await call("/foreman/health")).json()).toEqual({ status: "ok" })
+    } finally {
+      target.release()
+    }
+    for (const response of await Promise.all(requests)) expect(response.status).toBe(200)
+  })
+
   it("a user key does not learn where the target is from a 503; an admin does", async () => {
     await target.sleep()
     try {

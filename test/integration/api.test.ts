@@ -38,7 +38,7 @@ describe("foreman's own API", () => {
         const job = yield* client.jobs.submit({
           payload: { endpoint: "/api/generate", body: { model: "llama3.2", prompt: "hi" }, priority: "normal" }
         })
-        expect(job).toMatchObject({ status: "queued", endpoint: "/api/generate", model: "llama3.2", priority: "normal" })
+        expect(job).toMatchObject({ status: "running", endpoint: "/api/generate", model: "llama3.2", priority: "normal" })
         return yield* client.jobs.get({ path: { id: job.id }, urlParams: { wait: Duration.minutes(1) } })
       })
     )

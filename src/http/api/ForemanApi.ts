@@ -169,7 +169,15 @@ export const Job = Schema.Struct({
   startedAt: Schema.NullOr(Schema.String),
   finishedAt: Schema.NullOr(Schema.String),
   attempts: Schema.Number.annotations({ description: "The times the target took the job." }),
-  position: Schema.optional(Schema.Number.annotations({ description: "1-based place in the queue while queued (an estimate)." })),
+  position: Schema.optional(Schema.Number.annotations({
+    description: "1-based place in the order the queue is expected to dispatch, while queued (an estimate: later interactive jobs, or jobs for the loaded model, can still go ahead)."
+  })),
+  estimatedStartAt: Schema.optional(Schema.String.annotations({
+    description: "While queued: when the job is expected to be sent to the target, from the measured job and load times (absent until a job has been measured, and while the target is asleep)."
+  })),
+  estimatedFinishAt: Schema.optional(Schema.String.annotations({
+    description: "While queued or running: when its answer is expected to be complete (absent as `estimatedStartAt` is)."
+  })),
   result: Schema.optional(Schema.Unknown.annotations({ description: "The target's final JSON body, once succeeded." })),
   error: Schema.optional(Schema.String)
 }).annotations({ identifier: "Job" })
@@ -180,6 +188,26 @@ export const JobPage = Schema.Struct({
 }).annotations({ identifier: "JobPage" })
 
 const WaitingGroup = Schema.Struct({ waiting: Schema.Number, oldestWaitMs: Schema.Number })
+
+/** A sync request waiting for a slot, as health lists it. */
+const WaitingRequest = Schema.Struct({
+  id: Schema.String.annotations({ description: "The job's id in foreman's log lines." }),
+  model: Schema.String,
+  priority: Priority,
+  caller: Schema.optional(Schema.String.annotations({ description: "The name of the API key it came with (with keys on)." })),
+  waitedMs: Schema.Number,
+  position: Schema.Number.annotations({ description: "1-based place in the order the queue is expected to dispatch (async jobs included)." }),
+  estimatedStartAt: Schema.optional(Schema.String),
+  estimatedFinishAt: Schema.optional(Schema.String)
+}).annotations({ identifier: "WaitingRequest" })
+
+/** What a model's ETAs rest on (milliseconds, moving averages of the jobs measured). */
+const ModelEstimate = Schema.Struct({
+  durationMs: Schema.NullOr(Schema.Number),
+  durationWithLoadMs: Schema.NullOr(Schema.Number),
+  loadMs: Schema.NullOr(Schema.Number),
+  samples: Schema.Number
+}).annotations({ identifier: "ModelEstimate" })
 
 /**
  * `GET /foreman/health`: how foreman sees the target and its own queue. `target` and
@@ -201,7 +229,11 @@ export const Health = Schema.Struct({
   swaps: Schema.Number,
   queue: Schema.Struct({
     byPriority: Schema.Struct({ interactive: WaitingGroup, normal: WaitingGroup, batch: WaitingGroup }),
-    byModel: Schema.Record({ key: Schema.String, value: WaitingGroup })
+    byModel: Schema.Record({ key: Schema.String, value: WaitingGroup }),
+    waiting: Schema.Array(WaitingRequest).annotations({
+      description: "Sync requests waiting for a slot, in their expected order (a user key: its own only)."
+    }),
+    estimates: Schema.Record({ key: Schema.String, value: ModelEstimate })
   }),
   jobs: Schema.Record({ key: JobStatus, value: Schema.Number })
 }).annotations({ identifier: "Health" })

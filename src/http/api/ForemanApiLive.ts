@@ -84,13 +84,14 @@ const HealthLive = HttpApiBuilder.group(ForemanApi, "health", (handlers) => {
     .handle("health", () =>
       Effect.gen(function*() {
         const access = yield* FiberRef.get(Access.currentAccess)
-        const report = yield* health
+        const viewer = Access.viewer(access)
+        const report = yield* health(viewer)
         if (access._tag === "Public") return { status: report.status }
         if (Access.isAdmin(access)) return report
         // A user key does not learn where the target is (its URL, or an error naming it), nor
-        // how many jobs other keys have stored.
+        // how many jobs other keys have stored, nor which requests of theirs wait (`health`).
         const { lastError: _lastError, target: _target, ...rest } = report
-        return { ...rest, jobs: yield* (yield* AsyncJobs).countsFor(Access.viewer(access)) }
+        return { ...rest, jobs: yield* (yield* AsyncJobs).countsFor(viewer) }
       }))
     .handle("openapi", () => Effect.succeed(document))
 })
