@@ -77,6 +77,8 @@ export const makeJobRoute = Effect.gen(function*() {
       readonly body: Readonly<Record<string, unknown>>
       /** Whether the sync answer streams (default: yes); see `JobSpec.streams`. */
       readonly stream?: boolean
+      /** The options that make the target reload the model (`JobSpec.load`); none by default. */
+      readonly load?: string
     }, E>
   }) =>
     Effect.gen(function*() {
@@ -96,7 +98,8 @@ export const makeJobRoute = Effect.gen(function*() {
             model: decoded.model,
             body: decoded.body,
             priority: asyncPriority,
-            owner: Access.owner(access)
+            owner: Access.owner(access),
+            ...(decoded.load === undefined ? {} : { load: decoded.load })
           })
         )
       }
@@ -108,7 +111,8 @@ export const makeJobRoute = Effect.gen(function*() {
           body: bytes,
           priority,
           caller: Access.owner(access),
-          ...(decoded.stream === undefined ? {} : { streams: decoded.stream })
+          ...(decoded.stream === undefined ? {} : { streams: decoded.stream }),
+          ...(decoded.load === undefined ? {} : { load: decoded.load })
         })
       )
     })

@@ -48,6 +48,11 @@ export interface JobSpec {
   readonly streams?: boolean
   /** The API key the request came with, as `ownerOf` writes it (none while keys are off). */
   readonly caller?: string | undefined
+  /**
+   * The options that make the target load the model again (`ollama/loadOptions.ts`): jobs are
+   * scheduled by model and load. `""` or absent: the target's defaults.
+   */
+  readonly load?: string
 }
 
 /** A job that has started at the target: its status and its body, still streaming. */
@@ -168,7 +173,10 @@ export const make = Effect.gen(function*() {
   const run = (spec: JobSpec) =>
     Effect.gen(function*() {
       const key = yield* checkModel(spec)
-      const ticket = yield* scheduler.ticket(key, spec.priority, spec.caller === undefined ? {} : { caller: spec.caller })
+      const ticket = yield* scheduler.ticket(key, spec.priority, {
+        ...(spec.caller === undefined ? {} : { caller: spec.caller }),
+        ...(spec.load === undefined ? {} : { load: spec.load })
+      })
       const info: JobInfo = {
         id: ticket.id,
         endpoint: spec.endpoint,
