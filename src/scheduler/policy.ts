@@ -169,6 +169,17 @@ const loadLimit = (maxLoaded: number): number => maxLoaded >= 1 ? maxLoaded : 1
 export const isSwap = (unit: string, input: Pick<PolicyInput, "resident" | "running">): boolean =>
   !input.resident.includes(unit) && !input.running.includes(unit)
 
+/**
+ * Whether `unit`'s model is in flight under another unit, for a caller that has asked first
+ * whether `unit` itself is (the warm set holds the running units). `runningModels`, the
+ * running units' models, is made only when one of them has options; without it, only a unit
+ * with options can clash with a running one.
+ */
+const inFlight = (unit: string, running: ReadonlyArray<string>, runningModels: ReadonlySet<string> | undefined): boolean =>
+  runningModels !== undefined
+    ? runningModels.has(modelOfUnit(unit))
+    : unit.includes(" ") && running.includes(modelOfUnit(unit))
+
 /** One caller's jobs in the top class: its oldest, and its oldest on a warm model. */
 interface Share {
   readonly caller: string
@@ -204,13 +215,15 @@ export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident
   const roomForAnother = warmModels.size < loadLimit(maxLoaded)
   // The models in flight, when one of them runs with options (else `running` says it): a job
   // for another unit of one of them would reload it under its running jobs, so it waits.
-  const runningModels = running.some((unit) => unit.includes(" ")) ? new Set(running.map(modelOfUnit)) : undefined
-  const inFlight = (unit: string) => {
-    const model = modelOfUnit(unit)
-    return runningModels === undefined ? running.includes(model) : runningModels.has(model)
+  let runningModels: Set<string> | undefined
+  for (const unit of running) {
+    if (unit.includes(" ")) {
+      runningModels = new Set(running.map(modelOfUnit))
+      break
+    }
   }
-  if (roomForAnother) for (const unit of resident) if (!inFlight(unit)) warmModels.add(unit)
-  const canStart = (unit: string) => warmModels.has(unit) || (roomForAnother && !inFlight(unit))
+  if (roomForAnother) for (const unit of resident) if (!inFlight(unit, running, runningModels)) warmModels.add(unit)
+  const canStart = (unit: string) => warmModels.has(unit) || (roomForAnother && !inFlight(unit, running, runningModels))
 
   let overdue: Waiting | undefined
   // The highest class seen so far (by rank), and per caller its oldest job and its oldest job
