@@ -8,6 +8,8 @@
  *   (b) through foreman (concurrency 1): every job sent at its arrival time, concurrently,
  *       with its `X-Foreman-Priority`; foreman orders them.
  * Each run gets a fresh fake and a fresh foreman, so the fake's `loads` are that run's swaps.
+ * A reload of one model for another `num_ctx` is a load too (the fake, like Ollama, reloads a
+ * model for a job whose context differs from the one it was loaded with).
  * Then fair share (two callers): A's backlog of 100 batch jobs and B's 5, through the
  * Scheduler, with and without the callers on the tickets.
  */
@@ -38,6 +40,8 @@ interface Job {
   readonly priority: Priority
   /** Milliseconds after the run's start. */
   readonly arrivalMs: number
+  /** `options.num_ctx` of the request, if any: another value makes the target reload the model. */
+  readonly numCtx?: number
 }
 
 interface Workload {
@@ -68,6 +72,19 @@ const interleaved = (): Workload => {
  * Exponential gaps (mean 400 ms: faster than FIFO can serve with swaps, so a queue forms)
  * and exact popularity 24/12/4 in a seeded shuffle, so the rare model always has jobs.
  */
+/**
+ * One model asked for with two context sizes (its default and `num_ctx` 8192) and a second
+ * model, interleaved: a reload is a swap (issue 16, item 4), which foreman used to miss.
+ */
+const numCtx = (): Workload => ({
+  name: "num_ctx",
+  description: "30 jobs arriving a, a with num_ctx 8192, b, a, a with num_ctx 8192, b …, 50 ms apart",
+  jobs: Array.from({ length: 30 }, (_, i) => {
+    const j = job(i, i % 3 === 2 ? "b" : "a", i * 50)
+    return i % 3 === 1 ? { ...j, numCtx: 8192 } : j
+  })
+})
+
 const poisson = (): Workload => {
   const random = seededRandom(42)
   const models = [...Array<string>(24).fill("a"), ...Array<string>(12).fill("b"), ...Array<string>(4).fill("c")]
@@ -87,6 +104,9 @@ const poisson = (): Workload => {
     jobs
   }
 }
+
+/** What the target loads for a job: its model, with its num_ctx if it sets one (`a@8192`). */
+const unitOf = (job: Job): string => job.numCtx === undefined ? job.model : `${job.model}@${job.numCtx}`
 
 // ---------------------------------------------------------------------------------------------
 // Replaying a workload
@@ -116,7 +136,12 @@ const generate = async (url: string, job: Job, priority?: Priority): Promise<voi
   const response = await fetch(`${url}/api/generate`, {
     method: "POST",
     headers: { "content-type": "application/json", ...(priority === undefined ? {} : { "x-foreman-priority": priority }) },
-    body: JSON.stringify({ model: job.model, prompt: job.prompt, stream: false }),
+    body: JSON.stringify({
+      model: job.model,
+      prompt: job.prompt,
+      stream: false,
+      ...(job.numCtx === undefined ? {} : { options: { num_ctx: job.numCtx } })
+    }),
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
   })
   const body = await response.text()
@@ -141,7 +166,7 @@ const collect = (fake: FakeTarget, workload: Workload, t0: number, ends: Readonl
   }
   const served = workload.jobs.map((j): Served => ({
     id: j.id,
-    model: j.model,
+    model: unitOf(j),
     priority: j.priority,
     arrivalMs: j.arrivalMs,
     startMs: received.get(j.prompt)! - t0,
@@ -210,10 +235,10 @@ const latencyOf = (served: ReadonlyArray<Served>): Latency => {
   return { n: xs.length, meanMs: mean(xs), p99Ms: percentile(xs, 99) }
 }
 
-/** The least popular model(s) of a workload; all of them when they tie (interleaved). */
+/** The least popular model(s) of a workload (a model with a num_ctx counts as its own); all of them when they tie. */
 const rarestModels = (workload: Workload): ReadonlyArray<string> => {
   const counts = new Map<string, number>()
-  for (const j of workload.jobs) counts.set(j.model, (counts.get(j.model) ?? 0) + 1)
+  for (const j of workload.jobs) counts.set(unitOf(j), (counts.get(unitOf(j)) ?? 0) + 1)
   const fewest = Math.min(...counts.values())
   return [...counts].filter(([, n]) => n === fewest).map(([model]) => model).sort()
 }
@@ -251,7 +276,8 @@ const rows: ReadonlyArray<readonly [string, (s: Summary) => number, (x: number) 
   ["longest wait, rarest model", (s) => s.rarest.longestWaitMs, seconds]
 ]
 
-const render = (results: ReadonlyArray<Measured>, checks: ReadonlyArray<Check>): string => {
+/** The workloads side by side: FIFO, foreman and their ratio for each. */
+const tableOf = (results: ReadonlyArray<Measured>): string => {
   const header = ["", ...results.flatMap((r) => [`${r.workload.name}: FIFO`, "foreman", "foreman/FIFO"])]
   const body = rows.map(([label, get, format]) => [
     label,
@@ -261,8 +287,12 @@ const render = (results: ReadonlyArray<Measured>, checks: ReadonlyArray<Check>):
       return [format(a), format(b), times(ratio(b, a))]
     })
   ])
+  return table(header, body)
+}
+
+const notesOf = (results: ReadonlyArray<Measured>): ReadonlyArray<string> => {
   const count = (w: Workload, p: Priority) => w.jobs.filter((j) => j.priority === p).length
-  const notes = results.map((r) => {
+  return results.map((r) => {
     const rare = r.fifo.summary.rarest
     const counted = r.foreman.run.foremanSwaps
     return `- **${r.workload.name}**: ${r.workload.description}; ${count(r.workload, "interactive")} interactive ` +
@@ -270,6 +300,9 @@ const render = (results: ReadonlyArray<Measured>, checks: ReadonlyArray<Check>):
       `${rare.models.length > 1 ? ", tied models pooled" : ""}). foreman counted ${counted ?? "?"} swaps itself ` +
       `(the fake loaded ${r.foreman.summary.swaps}).`
   })
+}
+
+const render = (results: ReadonlyArray<Measured>, checks: ReadonlyArray<Check>): string => {
   // Say so when aging could not fire: the max-wait target is then met by the run's length alone.
   const agingNote = results.every((r) => r.foreman.summary.makespanMs < MAX_WAIT_MS)
     ? ["", `Every foreman run here is shorter than max-wait, so max-wait aging never fired: the max-wait target below ` +
@@ -280,9 +313,9 @@ const render = (results: ReadonlyArray<Measured>, checks: ReadonlyArray<Check>):
     `${SIM.chunks} chunks × ${SIM.tokenDelayMs} ms ≈ ${(SIM.chunks * SIM.tokenDelayMs / 1000).toFixed(1)} s per job. ` +
     `foreman: \`--concurrency 1\`, \`--max-wait ${MAX_WAIT_MS / 1000}s\` (the default) for both workloads.`,
     "",
-    table(header, body),
+    tableOf(results),
     "",
-    ...notes,
+    ...notesOf(results),
     "",
     "Latency: completion − scheduled arrival (open loop: a late send counts against the system). Wait: " +
     "the target receiving the job − arrival. p99 is nearest-rank, so with fewer than 100 jobs it is the maximum.",
@@ -314,6 +347,43 @@ const checksFor = (m: Measured): ReadonlyArray<Check> => {
       target: `p99 wait of the rarest model through foreman <= max-wait (${MAX_WAIT_MS / 1000} s)`,
       measured: `${seconds(b.rarest.p99WaitMs)} (model ${b.rarest.models.join(", ")})`,
       pass: b.rarest.p99WaitMs <= MAX_WAIT_MS
+    }
+  ]
+}
+
+/** Reloads (issue 16, item 4): the num_ctx workload's table, notes and targets. */
+const renderReloads = (m: Measured, checks: ReadonlyArray<Check>): ReadonlyArray<string> => [
+  "## Reloads: one model with two num_ctx",
+  "",
+  "Ollama loads a model again for a job whose load options (`num_ctx`, `num_gpu`, ...) differ from those it " +
+  "was loaded with, which costs as much as a swap; the fake target does the same for `num_ctx`. foreman " +
+  "schedules by model and load options, so jobs with equal options run together and a reload counts as a swap. " +
+  "Same simulated target and foreman settings as above.",
+  "",
+  tableOf([m]),
+  "",
+  ...notesOf([m]),
+  "",
+  "Targets (issue 16, item 4, num_ctx workload):",
+  "",
+  ...checks.map((c) => `- **${c.pass ? "PASS" : "FAIL"}** ${c.target}: ${c.measured}`)
+]
+
+const reloadChecks = (m: Measured): ReadonlyArray<Check> => {
+  const a = m.fifo.summary
+  const b = m.foreman.summary
+  const swapRatio = ratio(b.swaps, a.swaps)
+  const counted = m.foreman.run.foremanSwaps
+  return [
+    {
+      target: "num_ctx workload: swaps (loads and reloads) through foreman <= 0.2x FIFO",
+      measured: `${b.swaps} vs ${a.swaps} (${times(swapRatio)})`,
+      pass: swapRatio <= 0.2
+    },
+    {
+      target: "num_ctx workload: foreman counts every load the target made, reloads included",
+      measured: `foreman ${counted ?? "?"}, the target ${b.swaps}`,
+      pass: counted === b.swaps
     }
   ]
 }
@@ -491,23 +561,26 @@ export const swaps: Benchmark = {
   name: "swaps",
   title: "Model swaps: FIFO straight to the target vs through foreman",
   run: async () => {
-    const results: Array<Measured> = []
-    for (const workload of [interleaved(), poisson()]) {
+    const measure = async (workload: Workload): Promise<Measured> => {
       const direct = await fifo(workload)
       const brokered = await throughForeman(workload)
-      results.push({
+      return {
         workload,
         fifo: { summary: summarise(workload, direct), run: direct },
         foreman: { summary: summarise(workload, brokered), run: brokered }
-      })
+      }
     }
+    const results: Array<Measured> = []
+    for (const workload of [interleaved(), poisson()]) results.push(await measure(workload))
     const checks = checksFor(results[0]!)
+    const reloads = await measure(numCtx())
+    const reloadTargets = reloadChecks(reloads)
     const fair = await fairShareRun()
     const fairChecks = fairShareChecks(fair)
     return {
-      data: { simulatedTarget: SIM, maxWaitMs: MAX_WAIT_MS, workloads: results, fairShare: fair },
-      markdown: [render(results, checks), "", ...renderFairShare(fair, fairChecks)].join("\n"),
-      checks: [...checks, ...fairChecks]
+      data: { simulatedTarget: SIM, maxWaitMs: MAX_WAIT_MS, workloads: results, reloads, fairShare: fair },
+      markdown: [render(results, checks), "", ...renderReloads(reloads, reloadTargets), "", ...renderFairShare(fair, fairChecks)].join("\n"),
+      checks: [...checks, ...reloadTargets, ...fairChecks]
     }
   }
 }

@@ -26,18 +26,18 @@ const eventually = (condition: Effect.Effect<boolean>) =>
 const setup = (settings: Partial<ForemanSettings>) =>
   Effect.gen(function*() {
     const { inventory, scheduler, target } = yield* TestTarget.scheduler(["a:latest", "b:latest", "c:latest"], { pollInterval: Duration.hours(1), ...settings })
-    const started = yield* Ref.make<ReadonlyArray<{ model: string; at: number; id: string; caller: string }>>([])
+    const started = yield* Ref.make<ReadonlyArray<{ model: string; load: string; at: number; id: string; caller: string }>>([])
     /** A job: waits for its slot, records when it started, runs for `duration`. */
-    const job = (model: string, priority: Priority, duration: Duration.DurationInput, caller?: string) =>
+    const job = (model: string, priority: Priority, duration: Duration.DurationInput, caller?: string, load = "") =>
       Effect.gen(function*() {
         const known = scheduler.stats.pipe(Effect.map((q) => q.waiting + q.running))
         const before = yield* known
-        const ticket = yield* scheduler.ticket(model, priority, caller === undefined ? undefined : { caller })
+        const ticket = yield* scheduler.ticket(model, priority, { ...(caller === undefined ? {} : { caller }), load })
         const fiber = yield* Effect.scoped(
           Effect.gen(function*() {
             yield* scheduler.acquire(ticket)
             const at = yield* TestClock.currentTimeMillis
-            yield* Ref.update(started, (list) => [...list, { model, at, id: ticket.id, caller: ticket.caller }])
+            yield* Ref.update(started, (list) => [...list, { model, load, at, id: ticket.id, caller: ticket.caller }])
             yield* Effect.sleep(duration)
           })
         ).pipe(Effect.fork)
@@ -279,4 +279,57 @@ describe("Scheduler", () => {
       const callers = (yield* Ref.get(started)).map((s) => s.caller === "team-a" ? "a" : "b").join("")
       expect(callers).toBe("abababaaaaaaaaa")
     }))
+
+  describe("a model with other load options is another unit: Ollama reloads it", () => {
+    const ctx8k = "num_ctx=8192"
+
+    it.scoped("jobs with equal options group; the other num_ctx of the same model loads once, as a swap", () =>
+      Effect.gen(function*() {
+        const { job, scheduler, started } = yield* setup({})
+        yield* job(A, "interactive", "1 second", undefined, ctx8k) // running
+        for (let i = 0; i < 6; i++) yield* job(A, "interactive", "1 second", undefined, i % 2 === 0 ? "" : ctx8k)
+        for (let i = 0; i < 7; i++) yield* TestClock.adjust("1 second")
+        const list = yield* Ref.get(started)
+        expect(list.map((s) => s.load)).toEqual([ctx8k, ctx8k, ctx8k, ctx8k, "", "", ""])
+        // The first load, then the reload for the defaults; by model alone it would have been
+        // one, while the target reloaded seven times.
+        const stats = yield* scheduler.stats
+        expect(stats.swaps).toBe(2)
+        // Resident is reported by model, whatever its options.
+        expect(stats.resident).toEqual([A])
+      }))
+
+    it.scoped("with room for two models, another model starts beside a running job, another unit of its model does not", () =>
+      Effect.gen(function*() {
+        const { job, started } = yield* setup({ concurrency: 2, maxLoadedModels: 2 })
+        yield* job(A, "interactive", "2 seconds", undefined, ctx8k)
+        const other = yield* job(B, "interactive", "1 second")
+        const sameModel = yield* job(A, "interactive", "1 second")
+        yield* eventually(Ref.get(started).pipe(Effect.map((list) => list.length === 2)))
+        expect(startOf(yield* Ref.get(started), other.ticket.id)).toEqual(Option.some(0))
+        yield* TestClock.adjust("1 second")
+        // B's slot is free, but A's defaults would reload A under its running job.
+        expect(startOf(yield* Ref.get(started), sameModel.ticket.id)).toEqual(Option.none())
+        yield* TestClock.adjust("1 second")
+        expect(startOf(yield* Ref.get(started), sameModel.ticket.id)).toEqual(Option.some(2_000))
+      }))
+
+    it.scoped("a model /api/ps shows is the unit foreman last ran on it, or, if it ran none, the model's defaults", () =>
+      Effect.gen(function*() {
+        const { inventory, job, scheduler, target } = yield* setup({})
+        yield* Ref.update(target.state, (s) => ({ ...s, resident: ["a:latest"] }))
+        yield* inventory.poll
+        const swaps = scheduler.stats.pipe(Effect.map((q) => q.swaps))
+        // Loaded by someone else (or before foreman started): taken as the defaults.
+        yield* job(A, "interactive", "1 second")
+        expect(yield* swaps).toBe(0)
+        yield* TestClock.adjust("1 second")
+        yield* job(A, "interactive", "1 second", undefined, ctx8k)
+        expect(yield* swaps).toBe(1)
+        yield* TestClock.adjust("1 second")
+        // /api/ps still says A, now with foreman's options: the defaults are a reload again.
+        yield* job(A, "interactive", "1 second")
+        expect(yield* swaps).toBe(2)
+      }))
+  })
 })

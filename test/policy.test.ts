@@ -5,6 +5,7 @@ import {
   fairShareSpan,
   fifo,
   isSwap,
+  modelOfUnit,
   noneServed,
   place,
   type Policy,
@@ -15,13 +16,16 @@ import {
   type Served,
   swapAware,
   type TargetState,
+  unitOf,
   type Waiting
 } from "../src/scheduler/policy.ts"
 
-const job = (seq: number, model: string, priority: Priority = "normal", enqueuedAt = 0, caller = anonymous): Waiting => ({
+/** A job for `unit`: a model (`"A"`), or a model with load options (`"A num_ctx=8192"`). */
+const job = (seq: number, unit: string, priority: Priority = "normal", enqueuedAt = 0, caller = anonymous): Waiting => ({
   id: `j${seq}`,
   seq,
-  model,
+  model: modelOfUnit(unit),
+  ...(unit === modelOfUnit(unit) ? {} : { unit }),
   priority,
   enqueuedAt,
   attempts: 0,
@@ -53,19 +57,35 @@ const target = (overrides: Partial<TargetState> = {}): TargetState => ({
   ...overrides
 })
 
+/** What the target loads for a job. */
+const unit = (j: Waiting) => j.unit ?? j.model
+
+/**
+ * Whether a unit can start beside `running`: it runs already, or its model is not running
+ * (with other options) and the target has room for one more.
+ */
+const startsBeside = (running: ReadonlyArray<string>, maxLoaded: number) => (u: string) =>
+  running.includes(u) || (!running.some((r) => modelOfUnit(r) === modelOfUnit(u)) && new Set([...running, u]).size <= maxLoaded)
+
+/** What every pick must respect: no model forced out while in use, no reload under running jobs. */
+const expectStartable = (input: PolicyInput, picked: Waiting) => {
+  expect(input.waiting).toContain(picked)
+  expect(startsBeside(input.running, input.maxLoaded)(unit(picked))).toBe(true)
+}
+
 /** ADR-0009 written as literally as possible (sorts, sets, finds): the oracle for swapAware. */
 const reference: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident, running, waiting }) => {
   if (freeSlots <= 0) return undefined
   const byAge = [...waiting].sort((a, b) => a.seq - b.seq)
-  const canStart = (model: string) => running.includes(model) || new Set([...running, model]).size <= maxLoaded
+  const canStart = startsBeside(running, maxLoaded)
   const overdue = byAge.find((j) => now - j.enqueuedAt > maxWait)
-  if (overdue !== undefined) return canStart(overdue.model) ? overdue : undefined
+  if (overdue !== undefined) return canStart(unit(overdue)) ? overdue : undefined
   const top = priorities.find((p) => byAge.some((j) => j.priority === p))
   const klass = byAge.filter((j) => j.priority === top)
-  const warm = klass.find((j) => (resident.includes(j.model) || running.includes(j.model)) && canStart(j.model))
+  const warm = klass.find((j) => (resident.includes(unit(j)) || running.includes(unit(j))) && canStart(unit(j)))
   if (warm !== undefined) return warm
   const head = klass[0]
-  return head !== undefined && canStart(head.model) ? head : undefined
+  return head !== undefined && canStart(unit(head)) ? head : undefined
 }
 
 interface Arrival {
@@ -113,8 +133,8 @@ const simulate = (
     // With a free slot and nothing running, something must start, or the queue would stall.
     expect(picked).toBeDefined()
     expect(waiting).toContain(picked)
-    if (isSwap(picked!.model, { resident, running: [] })) swaps++
-    resident = [picked!.model]
+    if (isSwap(unit(picked!), { resident, running: [] })) swaps++
+    resident = [unit(picked!)]
     starts.set(picked!.id, t)
     order.push(picked!)
     last.set(picked!.caller, order.length)
@@ -302,6 +322,56 @@ describe("isSwap", () => {
   })
 })
 
+describe("units: a model with its load options", () => {
+  const A8k = "A num_ctx=8192"
+
+  it("a unit is the model's key, plus its options when any is set", () => {
+    expect(unitOf("A", "")).toBe("A")
+    expect(unitOf("A", "num_ctx=8192")).toBe(A8k)
+    expect(modelOfUnit(A8k)).toBe("A")
+    expect(modelOfUnit("A")).toBe("A")
+  })
+
+  it("another unit of the resident model is a swap (Ollama reloads it); the same unit is not", () => {
+    expect(isSwap(A8k, { resident: ["A"], running: [] })).toBe(true)
+    expect(isSwap("A", { resident: [A8k], running: [] })).toBe(true)
+    expect(isSwap(A8k, { resident: [A8k], running: [] })).toBe(false)
+    expect(isSwap(A8k, { resident: [], running: [A8k] })).toBe(false)
+  })
+
+  it("jobs of the resident unit go first; those of the model with other options wait like another model's", () => {
+    const waiting = [job(1, A8k), job(2, "A"), job(3, A8k), job(4, "A")]
+    expect(pickId(swapAware, { waiting, resident: ["A"] })).toBe("j2")
+    expect(pickId(swapAware, { waiting, resident: [A8k] })).toBe("j1")
+    // Nothing resident: the oldest picks the unit, as it picks a model.
+    expect(pickId(swapAware, { waiting: [job(2, "A"), job(1, A8k)], resident: ["B"] })).toBe("j1")
+  })
+
+  it("a job for another unit of a running model waits for it to drain, even with room for another model", () => {
+    const base = { running: ["A"], resident: ["A"], freeSlots: 1, maxLoaded: 2 }
+    expect(pickId(swapAware, { ...base, waiting: [job(1, A8k)] })).toBeUndefined()
+    expect(pickId(swapAware, { ...base, waiting: [job(1, A8k), job(2, "B")] })).toBeUndefined() // the head holds the slot
+    expect(pickId(swapAware, { ...base, waiting: [job(1, "B")] })).toBe("j1")
+    expect(pickId(swapAware, { ...base, waiting: [job(1, A8k), job(2, "A")] })).toBe("j2")
+    // A running with options: a job for A's defaults waits, and a resident A is not warm then.
+    expect(pickId(swapAware, { ...base, running: [A8k], waiting: [job(1, "A")] })).toBeUndefined()
+    expect(pickId(swapAware, { ...base, running: [A8k], waiting: [job(1, "A"), job(2, A8k)] })).toBe("j2")
+    // Drained: it starts (a reload).
+    expect(pickId(swapAware, { ...base, running: [], freeSlots: 2, waiting: [job(1, A8k)] })).toBe("j1")
+  })
+
+  it("30 jobs interleaved over two num_ctx of one model and another model, 1 slot: at most 3 loads; FIFO loads 30 times", () => {
+    const arrivals = Array.from({ length: 30 }, (_, i): Arrival => ({
+      model: ["A", A8k, "B"][i % 3]!,
+      priority: "batch",
+      enqueuedAt: 0
+    }))
+    const options = { duration: 1_000, maxWait: 60_000 }
+    expect(simulate(swapAware, arrivals, options).swaps).toBe(3)
+    expect(simulate(fifo, arrivals, options).swaps).toBe(30)
+  })
+})
+
 describe("residentModels", () => {
   const now = 1_000
 
@@ -346,9 +416,44 @@ describe("residentModels", () => {
     expect(residentModels({ ps, lastRun: [], now, maxLoaded: 0 })).toEqual(["D"])
     expect(residentModels({ ps: [], lastRun: [], now, maxLoaded: 2 })).toEqual([])
   })
+
+  describe("units", () => {
+    const A8k = "A num_ctx=8192"
+    const ranAt = now - 10
+
+    it("a model in /api/ps is the unit foreman last ran on it, else the model with the defaults", () => {
+      const ps = [{ model: "A", expiresAt: now + 100 }, { model: "B", expiresAt: now + 50 }]
+      const lastRun = [{ model: A8k, expiresAt: now + 10, endedAt: ranAt }]
+      expect(residentModels({ ps, lastRun, now, maxLoaded: 2 })).toEqual([A8k, "B"])
+      // Once foreman's own expiry is past, /api/ps still says the model is there, with those options.
+      expect(residentModels({ ps, lastRun, now: now + 20, maxLoaded: 2 })).toEqual([A8k, "B"])
+      expect(residentModels({ ps, lastRun: [], now, maxLoaded: 2 })).toEqual(["A", "B"])
+    })
+
+    it("a context length Ollama would not give the options foreman ran: someone loaded it again since", () => {
+      const lastRun = [{ model: A8k, expiresAt: now + 300_000, endedAt: ranAt }]
+      const ps = (contextLength: number) => [{ model: "A", expiresAt: now + 100_000, contextLength }]
+      // Larger than asked, in a /api/ps read after the run: another client's load, taken as the defaults.
+      expect(residentModels({ ps: ps(32_768), psAt: now, lastRun, now, maxLoaded: 1 })).toEqual(["A"])
+      // As asked, or smaller (the model's training context caps it): foreman's unit.
+      expect(residentModels({ ps: ps(8_192), psAt: now, lastRun, now, maxLoaded: 1 })).toEqual([A8k])
+      expect(residentModels({ ps: ps(4_096), psAt: now, lastRun, now, maxLoaded: 1 })).toEqual([A8k])
+      // Read before the run ended (a poll that lags foreman's own reload): it says nothing of it.
+      expect(residentModels({ ps: ps(32_768), psAt: ranAt, lastRun, now, maxLoaded: 1 })).toEqual([A8k])
+      expect(residentModels({ ps: ps(32_768), lastRun, now, maxLoaded: 1 })).toEqual([A8k])
+      // A vision model loads at least 2048: not a contradiction of a smaller num_ctx.
+      const small = [{ model: "A num_ctx=1024", expiresAt: now + 300_000, endedAt: ranAt }]
+      expect(residentModels({ ps: ps(2_048), psAt: now, lastRun: small, now, maxLoaded: 1 })).toEqual(["A num_ctx=1024"])
+      // With the defaults foreman cannot tell: its unit stands.
+      const plain = [{ model: "A", expiresAt: now + 300_000, endedAt: ranAt }]
+      expect(residentModels({ ps: ps(32_768), psAt: now, lastRun: plain, now, maxLoaded: 1 })).toEqual(["A"])
+    })
+  })
 })
 
-const models = ["A", "B", "C", "D"] as const
+// Two units of A (its defaults and a num_ctx) and of B (a context shift): another unit of a
+// model is another model to the policy, except that it cannot start beside its own.
+const models = ["A", "B", "C", "D", "A num_ctx=8192", "B shift=false"] as const
 const modelArb = fc.constantFrom(...models)
 const priorityArb = fc.constantFrom(...priorities)
 
@@ -386,11 +491,7 @@ describe("swapAware: properties", () => {
     const picked = swapAware(input)
     expect(picked).toBe(reference(input))
     if (input.freeSlots <= 0) expect(picked).toBeUndefined()
-    if (picked !== undefined) {
-      expect(input.waiting).toContain(picked)
-      const loaded = new Set([...input.running, picked.model]).size
-      expect(input.running.includes(picked.model) || loaded <= input.maxLoaded).toBe(true)
-    }
+    if (picked !== undefined) expectStartable(input, picked)
   }, { fastCheck: { numRuns: 2_000, seed: 20261122 } })
 
   it.prop("one target: the same pick as the policy for that target, on it", { input: inputArb }, ({ input }) => {
@@ -472,15 +573,15 @@ const fairReference: Policy = (input) => {
   const klass = byAge.filter((j) => j.priority === top)
   const callers = [...new Set(klass.map((j) => j.caller))]
   if (callers.length <= 1) return reference(input)
-  const canStart = (model: string) => running.includes(model) || new Set([...running, model]).size <= maxLoaded
-  const isWarm = (j: Waiting) => (resident.includes(j.model) || running.includes(j.model)) && canStart(j.model)
+  const canStart = startsBeside(running, maxLoaded)
+  const isWarm = (j: Waiting) => (resident.includes(unit(j)) || running.includes(unit(j))) && canStart(unit(j))
   const since = (c: string) => served.last.has(c) ? served.starts - served.last.get(c)! : Number.POSITIVE_INFINITY
   const headOf = (c: string) => klass.find((j) => j.caller === c)!
   const warmOf = (c: string) => klass.find((j) => j.caller === c && isWarm(j))
   // Least recently served first; never-served callers tie, broken by the job named.
   const leastRecent = (cs: ReadonlyArray<string>, job: (c: string) => Waiting) =>
     [...cs].sort((a, b) => since(a) === since(b) ? job(a).seq - job(b).seq : since(b) > since(a) ? 1 : -1)[0]
-  const startable = (j: Waiting) => canStart(j.model) ? j : undefined
+  const startable = (j: Waiting) => canStart(unit(j)) ? j : undefined
   const due = leastRecent(callers, headOf)!
   if (since(due) >= fairShareSpan * (callers.length - 1)) return warmOf(due) ?? startable(headOf(due))
   const warmCallers = callers.filter((c) => warmOf(c) !== undefined)
@@ -604,11 +705,7 @@ describe("swapAware: fair share between callers", () => {
   }, ({ input }) => {
     const picked = swapAware(input)
     expect(picked).toBe(fairReference(input))
-    if (picked !== undefined) {
-      expect(input.waiting).toContain(picked)
-      const loaded = new Set([...input.running, picked.model]).size
-      expect(input.running.includes(picked.model) || loaded <= input.maxLoaded).toBe(true)
-    }
+    if (picked !== undefined) expectStartable(input, picked)
   }, { fastCheck: { numRuns: 2_000, seed: 20261202 } })
 
   const duration = 1_000

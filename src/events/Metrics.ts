@@ -28,7 +28,7 @@ export const jobDurationSeconds = Metric.histogram(
   "Time from a job's start at the target to its end."
 )
 export const modelSwapsTotal = Metric.counter("foreman_model_swaps_total", {
-  description: "Jobs dispatched for a model that was not resident: the model loads foreman caused.",
+  description: "Jobs dispatched for a model that was not resident, or resident with other load options (num_ctx, ...): the model loads and reloads foreman caused.",
   incremental: true
 })
 export const targetUp = Metric.gauge("foreman_target_up", { description: "1 while the target answers, 0 while it does not." })

@@ -78,6 +78,8 @@ export const makeJobRoute = Effect.gen(function*() {
       readonly body: Readonly<Record<string, unknown>>
       /** Whether the sync answer streams (default: yes); see `JobSpec.streams`. */
       readonly stream?: boolean
+      /** The options that make the target reload the model (`JobSpec.load`); none by default. */
+      readonly load?: string
     }, E>
     /**
      * Whether `Prefer: respond-async` makes an async job (default: yes). A route whose request
@@ -106,7 +108,8 @@ export const makeJobRoute = Effect.gen(function*() {
             model: decoded.model,
             body: decoded.body,
             priority: asyncPriority,
-            owner: Access.owner(access)
+            owner: Access.owner(access),
+            ...(decoded.load === undefined ? {} : { load: decoded.load })
           })
         )
       }
@@ -121,7 +124,8 @@ export const makeJobRoute = Effect.gen(function*() {
           caller: Access.owner(access),
           ...(decoded.stream === undefined ? {} : { streams: decoded.stream }),
           ...(contentType === undefined ? {} : { contentType }),
-          ...(options.streamError === undefined ? {} : { streamError: options.streamError })
+          ...(options.streamError === undefined ? {} : { streamError: options.streamError }),
+          ...(decoded.load === undefined ? {} : { load: decoded.load })
         })
       )
     })

@@ -23,6 +23,7 @@ import type { JobInfo } from "../events/Events.ts"
 import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../ollama/ModelName.ts"
+import { loadOf } from "../ollama/request.ts"
 import type { Target } from "../target/Target.ts"
 import type { JobEndpoint } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
@@ -43,6 +44,8 @@ export interface Submission {
   readonly priority: Priority
   /** The name of the key that submitted it (none with keys off: the job is admin's). */
   readonly owner?: string | undefined
+  /** Its load (`JobSpec.load`), if the route read it; else read from `body`, as after a restart. */
+  readonly load?: string
 }
 
 /** A job as the API shows it. */
@@ -366,14 +369,16 @@ export const make = Effect.gen(function*() {
   /**
    * Takes the job's place in the queue now (so restored jobs keep their order). When the
    * slot is granted, the job is read back from the store and run on the layer's runtime:
-   * a queued job must not keep the submitting request's objects alive for hours.
+   * a queued job must not keep the submitting request's objects alive for hours. Its load
+   * is read from the stored body unless given, so a restored job groups as it did.
    */
-  const start = (job: JobRecord) =>
+  const start = (job: JobRecord, load?: string) =>
     scheduler.ticket(Option.getOrElse(ModelName.keyOf(job.model), () => job.model.toLowerCase()), job.priority, {
       id: job.id,
       enqueuedAt: job.createdAt,
       // Fair share between callers: the job's owner (stored, so a restart keeps it).
-      ...(job.owner === null ? {} : { caller: job.owner })
+      ...(job.owner === null ? {} : { caller: job.owner }),
+      load: load ?? loadOf(job.endpoint, encoder.encode(job.body))
     }).pipe(Effect.flatMap(enqueue))
 
   /** Only the ticket is kept while queued (not the record, whose body may be megabytes). */
@@ -457,7 +462,7 @@ export const make = Effect.gen(function*() {
         owner: submission.owner
       })
       yield* report.queued(info(job), job.createdAt)
-      yield* start(job)
+      yield* start(job, submission.load)
       return yield* view(job)
     }).pipe(withSpan("AsyncJobs.submit", { captureStackTrace: false }))
 

@@ -55,6 +55,11 @@ export interface JobSpec {
    * (Anthropic's `error` event). Without it the stream just ends, as OpenAI's does.
    */
   readonly streamError?: (message: string) => Uint8Array
+  /**
+   * The options that make the target load the model again (`ollama/loadOptions.ts`): jobs are
+   * scheduled by model and load. `""` or absent: the target's defaults.
+   */
+  readonly load?: string
 }
 
 /** A job that has started at the target: its status and its body, still streaming. */
@@ -176,7 +181,10 @@ export const make = Effect.gen(function*() {
   const run = (spec: JobSpec) =>
     Effect.gen(function*() {
       const key = yield* checkModel(spec)
-      const ticket = yield* scheduler.ticket(key, spec.priority, spec.caller === undefined ? {} : { caller: spec.caller })
+      const ticket = yield* scheduler.ticket(key, spec.priority, {
+        ...(spec.caller === undefined ? {} : { caller: spec.caller }),
+        ...(spec.load === undefined ? {} : { load: spec.load })
+      })
       const info: JobInfo = {
         id: ticket.id,
         endpoint: spec.endpoint,

@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { BadRequest, ModelNotFound } from "../Errors.ts"
 import * as GoJson from "./GoJson.ts"
+import { loadKey } from "./loadOptions.ts"
 import * as ModelName from "./ModelName.ts"
 
 export type JobEndpoint = "/api/generate" | "/api/chat" | "/api/embed" | "/api/embeddings"
@@ -20,9 +21,15 @@ export interface JobRequest {
   readonly stream: boolean
   /** The parsed top-level object (`{}` for a `null` body). */
   readonly body: Record<string, unknown>
+  /** The options that make the target load the model again (`loadOptions.ts`); `""`: none set. */
+  readonly load: string
 }
 
-// The fields foreman checks, as Go declares them.
+// The fields foreman checks, as Go declares them; `options` and `shift` are read, not checked
+// (the target will): they are the request's load (`loadOptions.ts`).
+
+const options = GoJson.unchecked("map[string]interface {}")
+const shift = GoJson.unchecked("*bool")
 
 /**
  * `api.Message` decodes through its own `UnmarshalJSON` (it lower-cases `role`) via a local
@@ -36,24 +43,30 @@ const GenerateRequest = GoJson.struct("api.GenerateRequest", {
   suffix: GoJson.string,
   system: GoJson.string,
   template: GoJson.string,
-  stream: GoJson.boolPointer
+  stream: GoJson.boolPointer,
+  options,
+  shift
 })
 
 const ChatRequest = GoJson.struct("api.ChatRequest", {
   model: GoJson.string,
   messages: GoJson.slice(Message, "[]api.Message"),
-  stream: GoJson.boolPointer
+  stream: GoJson.boolPointer,
+  options,
+  shift
 })
 
-const EmbedRequest = GoJson.struct("api.EmbedRequest", { model: GoJson.string, input: GoJson.any })
+const EmbedRequest = GoJson.struct("api.EmbedRequest", { model: GoJson.string, input: GoJson.any, options })
 
-const EmbeddingRequest = GoJson.struct("api.EmbeddingRequest", { model: GoJson.string, prompt: GoJson.string })
+const EmbeddingRequest = GoJson.struct("api.EmbeddingRequest", { model: GoJson.string, prompt: GoJson.string, options })
 
 /** What the handlers go on to use, common to the four request types. */
 interface Checked {
   readonly model?: string
   readonly stream?: boolean
   readonly input?: unknown
+  readonly options?: unknown
+  readonly shift?: unknown
 }
 
 const decoders: Record<JobEndpoint, GoJson.Decoder<Checked>> = {
@@ -108,6 +121,20 @@ export const decodeJobRequest = (
     endpoint,
     model,
     stream: streams && fields.stream !== false,
-    body
+    body,
+    load: loadKey(fields)
   }))
+}
+
+const isJobEndpoint = (endpoint: string): endpoint is JobEndpoint => Object.hasOwn(decoders, endpoint)
+
+/**
+ * The load of a stored job's body (an async job restored after a restart), read as
+ * `decodeJobRequest` reads it when the job arrives. `""` for an endpoint that is not one of
+ * Ollama's native job routes: Ollama's `/v1` routes map no field to a load option.
+ */
+export const loadOf = (endpoint: string, bytes: Uint8Array): string => {
+  if (!isJobEndpoint(endpoint)) return ""
+  const decoded = decoders[endpoint](bytes)
+  return Either.isLeft(decoded) ? "" : loadKey(decoded.right.fields)
 }

@@ -31,14 +31,17 @@ import { type Target, Targets } from "../target/Target.ts"
 import {
   anonymous,
   isSwap,
+  type LastRun,
+  modelOfUnit,
   place,
   type Policy,
   type Priority,
   priorities,
-  type Residency,
+  type PsResidency,
   residentModels,
   swapAware,
   type TargetState,
+  unitOf,
   type Waiting
 } from "./policy.ts"
 import * as Eta from "./eta.ts"
@@ -95,7 +98,10 @@ export interface WaitingGroup {
 export interface QueueStats {
   readonly waiting: number
   readonly running: number
-  /** Dispatched jobs whose model was not resident: the model loads foreman caused. */
+  /**
+   * Dispatched jobs whose model was not resident, or resident with other load options (which
+   * Ollama reloads it for): the model loads foreman caused.
+   */
   readonly swaps: number
   /** Model keys the scheduler takes as resident now (`/api/ps` plus its own last runs), on any target. */
   readonly resident: ReadonlyArray<string>
@@ -109,6 +115,11 @@ export interface TicketOptions {
   readonly id?: string
   readonly enqueuedAt?: number
   readonly caller?: string
+  /**
+   * The job's load-affecting options (`ollama/loadOptions.ts`; `""`, the default: none): the
+   * queue's unit is the model with these (`unitOf`), so equal ones group and a change is a swap.
+   */
+  readonly load?: string
 }
 
 export interface SchedulerService {
@@ -208,10 +219,12 @@ export const make = (policy: Policy) =>
     const ticket = (model: string, priority: Priority, options?: TicketOptions) =>
       Clock.currentTimeMillis.pipe(Effect.map((now): Ticket => {
         seq += 1
+        const load = options?.load ?? ""
         return {
           id: options?.id ?? `j${seq}`,
           seq,
           model,
+          ...(load === "" ? {} : { unit: unitOf(model, load) }),
           priority,
           enqueuedAt: options?.enqueuedAt ?? now,
           attempts: 0,
@@ -229,8 +242,12 @@ export const make = (policy: Policy) =>
           state.grants.delete(id)
           state.version++
           target.slots.running.delete(id)
-          // The target keeps the model it just ran (until `/api/ps` says otherwise).
-          target.residency.lastRun.set(ticket.model, now + keepAlive)
+          // The target keeps the model it just ran (until `/api/ps` says otherwise), with
+          // this job's options: it holds one runner per model.
+          const unit = ticket.unit ?? ticket.model
+          const { lastRun } = target.residency
+          if (!lastRun.has(unit)) for (const other of lastRun.keys()) if (modelOfUnit(other) === ticket.model) lastRun.delete(other)
+          lastRun.set(unit, now + keepAlive)
           runningBy(-1)
           return Effect.as(dispatch, "running" as const)
         }
@@ -278,31 +295,49 @@ export const make = (policy: Policy) =>
         )
       )
 
-    /** What a target holds now, by `/api/ps` and by what foreman ran last. */
-    const resident = (target: Target, ps: ReadonlyArray<Residency>, now: number) =>
+    /** What a target holds now (units), by `/api/ps` and by what foreman ran last. */
+    const resident = (target: Target, seen: Seen, now: number) =>
       residentModels({
-        ps,
-        lastRun: Array.from(target.residency.lastRun, ([model, expiresAt]) => ({ model, expiresAt })),
+        ps: seen.ps,
+        psAt: seen.at,
+        lastRun: Array.from(target.residency.lastRun, ([model, expiresAt]): LastRun => ({
+          model,
+          expiresAt,
+          endedAt: expiresAt - keepAlive
+        })),
         now,
         maxLoaded: target.maxLoaded
       })
 
-    type Seen = { readonly of: InventoryState; readonly reachable: boolean; readonly ps: ReadonlyArray<Residency> }
+    type Seen = {
+      readonly of: InventoryState
+      readonly reachable: boolean
+      readonly ps: ReadonlyArray<PsResidency>
+      /** When this `/api/ps` list was first seen: it is not older than that. */
+      readonly at: number
+    }
     /** Each target's residency by `/api/ps`, worked out once per inventory snapshot. */
     const psOf: Array<Seen | undefined> = targets.all.map(() => undefined)
-    const psResidency = (target: Target, index: number) =>
+    const psResidency = (target: Target, index: number, now: number) =>
       Effect.map(target.inventory.get, (inventory) => {
         const seen = psOf[index]
         if (seen?.of === inventory) return seen
         const next: Seen = {
           of: inventory,
           reachable: inventory.reachable,
-          ps: inventory.resident.flatMap((m): Array<Residency> =>
+          // Other changes of the inventory's state keep its list, and so its age.
+          at: seen !== undefined && seen.of.resident === inventory.resident ? seen.at : now,
+          ps: inventory.resident.flatMap((m): Array<PsResidency> =>
             Option.match(ModelName.keyOf(m.model ?? m.name), {
               onNone: () => [],
               onSome: (model) => {
                 const expiresAt = m.expires_at === undefined ? Number.NaN : Date.parse(m.expires_at)
-                return [{ model, expiresAt: Number.isNaN(expiresAt) ? Number.POSITIVE_INFINITY : expiresAt }]
+                const contextLength = m["context_length"]
+                return [{
+                  model,
+                  expiresAt: Number.isNaN(expiresAt) ? Number.POSITIVE_INFINITY : expiresAt,
+                  ...(typeof contextLength === "number" ? { contextLength } : {})
+                }]
               }
             })
           )
@@ -310,13 +345,13 @@ export const make = (policy: Policy) =>
         psOf[index] = next
         return next
       })
-    const residencies = Effect.all(targets.all.map(psResidency))
+    const residencies = (now: number) => Effect.all(targets.all.map((target, index) => psResidency(target, index, now)))
 
     /** A target's state as the policy sees it. */
     const stateOf = (target: Target, seen: Seen, now: number): TargetState => ({
       reachable: seen.reachable,
-      running: Array.from(target.slots.running.values(), (t) => t.model),
-      resident: resident(target, seen.ps, now),
+      running: Array.from(target.slots.running.values(), (t) => t.unit ?? t.model),
+      resident: resident(target, seen, now),
       freeSlots: target.slots.size - target.slots.running.size,
       // No job can be overdue before the target has served for max-wait since waking.
       maxWait: now - target.residency.servingSince > maxWait ? maxWait : Number.POSITIVE_INFINITY,
@@ -329,9 +364,8 @@ export const make = (policy: Policy) =>
      * Grants slots while the policy picks jobs, in one synchronous step; then runs what the
      * grants need run (async jobs' starts, the log line and event of a model swap).
      */
-    const dispatch: Effect.Effect<void> = Effect.flatMap(
-      Effect.zip(residencies, Clock.currentTimeMillis),
-      ([seen, now]) => {
+    const dispatch: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.flatMap(residencies(now), (seen) => {
         if (closed || state.waiting.length === 0) return Effect.void
         const after: Array<Effect.Effect<void>> = []
         while (state.waiting.length > 0) {
@@ -350,7 +384,7 @@ export const make = (policy: Policy) =>
           last.set(job.caller, ++starts)
           depth(job.priority, -1)
           runningBy(1)
-          const load = isSwap(job.model, view)
+          const load = isSwap(job.unit ?? job.model, view)
           state.grants.set(job.id, { at: now, load })
           state.version++
           measurements.dispatched(job.id, job.model, load)
@@ -359,8 +393,15 @@ export const make = (policy: Policy) =>
             Metrics.modelSwapsTotal.unsafeUpdate(1, [])
             after.push(
               Effect.logInfo("model swap").pipe(
-                Effect.annotateLogs({ job: job.id, to: job.model, resident: view.resident.join(",") }),
-                Effect.zipRight(events.publish({ _tag: "ModelSwapped", jobId: job.id, to: job.model, from: view.resident, at: now }))
+                // `resident` and `to` name units: a reload of one model for other options is a swap.
+                Effect.annotateLogs({ job: job.id, to: job.unit ?? job.model, resident: view.resident.join(",") }),
+                Effect.zipRight(events.publish({
+                  _tag: "ModelSwapped",
+                  jobId: job.id,
+                  to: job.model,
+                  from: view.resident.map(modelOfUnit),
+                  at: now
+                }))
               )
             )
           }
@@ -368,7 +409,7 @@ export const make = (policy: Policy) =>
           if (entry.onGrant !== undefined) after.push(entry.onGrant(target))
         }
         return after.length === 0 ? Effect.void : Effect.forEach(after, (effect) => effect, { discard: true })
-      }
+      })
     )
 
     // A target's state changing (asleep -> awake, new residency) may unblock dispatch.
@@ -403,7 +444,7 @@ export const make = (policy: Policy) =>
 
     const stats = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const seen = yield* residencies
+      const seen = yield* residencies(now)
       const tickets = state.waiting.map((e) => e.ticket)
       const models = new Map<string, Array<Ticket>>()
       for (const t of tickets) {
@@ -415,9 +456,8 @@ export const make = (policy: Policy) =>
         waiting: tickets.length,
         running: state.holders.size,
         swaps: state.swaps,
-        resident: targets.all.length === 1
-          ? resident(targets.primary, seen[0]!.ps, now)
-          : Array.from(new Set(targets.all.flatMap((target, index) => resident(target, seen[index]!.ps, now)))),
+        // Models, not units: a model is resident whatever options it was loaded with.
+        resident: Array.from(new Set(targets.all.flatMap((target, index) => resident(target, seen[index]!, now).map(modelOfUnit)))),
         byModel: Object.fromEntries(Array.from(models, ([model, ts]) => [model, group(ts, now)])),
         byPriority: Object.fromEntries(
           priorities.map((p) => [p, group(tickets.filter((t) => t.priority === p), now)])
@@ -444,7 +484,7 @@ export const make = (policy: Policy) =>
       readonly costMs: number
       readonly forecast: Eta.Forecast | undefined
     } | undefined
-    const forecastNow = Effect.map(Effect.zip(residencies, Clock.currentTimeMillis), ([seen, now]) => {
+    const forecastNow = Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.map(residencies(now), (seen) => {
       const sameTargets = cached !== undefined && cached.seen.every((s, i) => s === seen[i])
       if (
         cached !== undefined && sameTargets && cached.version === state.version && cached.revision === measurements.revision &&
@@ -463,9 +503,9 @@ export const make = (policy: Policy) =>
             slots: target.slots.size,
             running: Array.from(target.slots.running.values(), (t) => {
               const grant = state.grants.get(t.id)
-              return { id: t.id, model: t.model, startedAt: grant?.at ?? now, load: grant?.load ?? false }
+              return { id: t.id, model: t.model, unit: t.unit, startedAt: grant?.at ?? now, load: grant?.load ?? false }
             }),
-            resident: resident(target, seen[index]!.ps, now),
+            resident: resident(target, seen[index]!, now),
             maxLoaded: target.maxLoaded,
             maxWait,
             servingSince: target.residency.servingSince
@@ -478,7 +518,7 @@ export const make = (policy: Policy) =>
       const madeAt = performance.now()
       cached = { version: state.version, revision: measurements.revision, seen, at: now, madeAt, costMs: madeAt - wall, forecast }
       return forecast
-    })
+    }))
 
     const queued = (forecast: Eta.Forecast | undefined, entry: Entry): Eta.QueuedEstimate => {
       const estimate = forecast?.waiting.get(entry.ticket.id)

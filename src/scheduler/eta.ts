@@ -195,7 +195,10 @@ export const summary = (measured: Measured): Readonly<Record<string, ModelEstima
 /** A job holding a slot: since when, and whether its start made the target load its model. */
 export interface Running {
   readonly id: string
+  /** Its model's key, as measured. */
   readonly model: string
+  /** What the target loaded for it (`unitOf`; the model, without options). */
+  readonly unit?: string | undefined
   readonly startedAt: number
   readonly load: boolean
 }
@@ -257,7 +260,8 @@ export const defaultBudget = 100_000
 const rank = (priority: Waiting["priority"]): number => (priority === "interactive" ? 0 : priority === "normal" ? 1 : 2)
 
 interface Slot {
-  readonly model: string
+  /** What the target holds for it: the unit (`unitOf`). */
+  readonly unit: string
   readonly freeAt: number
 }
 
@@ -286,7 +290,7 @@ export const forecast = (input: ForecastInput): Forecast => {
       busy: t.running.map((job) => {
         const freeAt = Math.max(now, job.startedAt + costOf(job.model, job.load))
         if (timed) running.set(job.id, freeAt)
-        return { model: job.model, freeAt }
+        return { unit: job.unit ?? job.model, freeAt }
       }),
       resident: [...t.resident]
     }
@@ -307,18 +311,18 @@ export const forecast = (input: ForecastInput): Forecast => {
         target.busy.splice(i, 1)
         // In place: this runs once per job placed.
         const { resident } = target
-        const seen = resident.indexOf(slot.model)
+        const seen = resident.indexOf(slot.unit)
         if (seen >= 0) resident.splice(seen, 1)
-        resident.unshift(slot.model)
+        resident.unshift(slot.unit)
         if (resident.length > Math.max(1, target.of.maxLoaded)) resident.length = Math.max(1, target.of.maxLoaded)
       }
     }
   }
-  const isLoad = (model: string, target: SimTarget) =>
-    !target.resident.includes(model) && !target.busy.some((slot) => slot.model === model)
+  const isLoad = (unit: string, target: SimTarget) =>
+    !target.resident.includes(unit) && !target.busy.some((slot) => slot.unit === unit)
   const stateOf = (target: SimTarget): TargetState => ({
     reachable: target.of.reachable,
-    running: target.busy.map((s) => s.model),
+    running: target.busy.map((s) => s.unit),
     // Read by the policy within the call only: `release` changes it between calls.
     resident: target.resident,
     freeSlots: target.of.slots - target.busy.length,
@@ -326,9 +330,10 @@ export const forecast = (input: ForecastInput): Forecast => {
     maxLoaded: target.of.maxLoaded
   })
   const start = (job: Waiting, target: SimTarget) => {
-    const load = isLoad(job.model, target)
+    const unit = job.unit ?? job.model
+    const load = isLoad(unit, target)
     const finishAt = clock + costOf(job.model, load)
-    target.busy.push({ model: job.model, freeAt: finishAt })
+    target.busy.push({ unit, freeAt: finishAt })
     position += 1
     waiting.set(job.id, timed ? { position, startAt: clock, finishAt, load } : { position, load })
     starts += 1
@@ -368,7 +373,7 @@ export const forecast = (input: ForecastInput): Forecast => {
   // The rest, in the approximate order, each on the slot that frees first.
   if (queue.length > 0) {
     const usable = targets.filter((t) => t.of.reachable && t.of.slots > 0)
-    const recent = usable[0]?.busy.at(-1)?.model ?? usable[0]?.resident[0]
+    const recent = usable[0]?.busy.at(-1)?.unit ?? usable[0]?.resident[0]
     for (const job of approximateOrder(queue, recent)) {
       if (usable.length === 0) {
         position += 1
@@ -406,8 +411,9 @@ export const approximateOrder = (jobs: ReadonlyArray<Waiting>, first?: string): 
   const classes = priorities.map(() => new Map<string, Array<Waiting>>())
   for (const job of jobs) {
     const models = classes[rank(job.priority)]!
-    const group = models.get(job.model)
-    if (group === undefined) models.set(job.model, [job])
+    const unit = job.unit ?? job.model
+    const group = models.get(unit)
+    if (group === undefined) models.set(unit, [job])
     else group.push(job)
   }
   const order: Array<Waiting> = []
@@ -415,9 +421,11 @@ export const approximateOrder = (jobs: ReadonlyArray<Waiting>, first?: string): 
   for (const models of classes) {
     const groups = [...models.values()]
     for (const group of groups) group.sort((a, b) => a.seq - b.seq)
-    groups.sort((a, b) => (a[0]!.model === current ? -1 : b[0]!.model === current ? 1 : a[0]!.seq - b[0]!.seq))
+    const unitOf = (job: Waiting) => job.unit ?? job.model
+    groups.sort((a, b) => (unitOf(a[0]!) === current ? -1 : unitOf(b[0]!) === current ? 1 : a[0]!.seq - b[0]!.seq))
     for (const group of groups) order.push(...group)
-    current = groups.at(-1)?.[0]!.model ?? current
+    const lastGroup = groups.at(-1)
+    current = lastGroup === undefined ? current : unitOf(lastGroup[0]!)
   }
   return order
 }

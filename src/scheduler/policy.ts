@@ -5,6 +5,7 @@
  * target's state changes. A `Policy` decides for one target; `place` offers the queue to
  * each target in turn.
  */
+import * as LoadOptions from "../ollama/loadOptions.ts"
 
 export type Priority = "interactive" | "normal" | "batch"
 export const priorities: ReadonlyArray<Priority> = ["interactive", "normal", "batch"]
@@ -16,6 +17,11 @@ export interface Waiting {
   readonly seq: number
   /** The model's normalised key (`ModelName.key`). */
   readonly model: string
+  /**
+   * What the target loads for it: the model with the job's load-affecting options (`unitOf`).
+   * Absent: the model with the target's defaults, `model` itself.
+   */
+  readonly unit?: string
   readonly priority: Priority
   /** Epoch milliseconds of the first enqueue. */
   readonly enqueuedAt: number
@@ -48,12 +54,30 @@ export const noneServed: Served = { starts: 0, last: new Map() }
  */
 export const fairShareSpan = 4
 
+/**
+ * What the target loads for a job: its model key, followed by its load-affecting options when
+ * any is set (`"registry.ollama.ai/library/llama3.2:latest num_ctx=8192"`; the options' text
+ * is `ollama/loadOptions.ts`'s). Ollama loads a model again for a job whose options differ
+ * from those it was loaded with, so two units of one model are two models to the policy:
+ * grouping by unit groups what runs without a reload, and moving between them is a swap.
+ * A model key has no space (`ModelName`), so the first space ends it.
+ */
+export const unitOf = (model: string, load: string): string => load === "" ? model : `${model} ${load}`
+
+/** The model key of a unit (`unitOf`). */
+export const modelOfUnit = (unit: string): string => {
+  const space = unit.indexOf(" ")
+  return space < 0 ? unit : unit.slice(0, space)
+}
+
+const unitOfJob = (job: Waiting): string => job.unit ?? job.model
+
 /** The queue as one target sees it: what a `Policy` decides from. */
 export interface PolicyInput {
   readonly waiting: ReadonlyArray<Waiting>
-  /** Models of the jobs in flight at the target. */
+  /** Units (`unitOf`) of the jobs in flight at the target. */
   readonly running: ReadonlyArray<string>
-  /** Models the target holds in memory now. */
+  /** Units the target holds in memory now (at most one per model). */
   readonly resident: ReadonlyArray<string>
   readonly freeSlots: number
   readonly now: number
@@ -71,9 +95,9 @@ export type Policy = (input: PolicyInput) => Waiting | undefined
 export interface TargetState {
   /** Whether it answered lately: nothing is sent to a target known to be asleep. */
   readonly reachable: boolean
-  /** Models of the jobs in flight there. */
+  /** Units (`unitOf`) of the jobs in flight there. */
   readonly running: ReadonlyArray<string>
-  /** Models it holds in memory now. */
+  /** Units it holds in memory now. */
   readonly resident: ReadonlyArray<string>
   readonly freeSlots: number
   /** Its `--max-wait` now (no job is overdue before the target has served that long since waking). */
@@ -138,9 +162,23 @@ const rank = (priority: Priority): number => priority === "interactive" ? 0 : pr
 // A non-positive (or NaN) limit would let nothing ever start; the target always holds at least one.
 const loadLimit = (maxLoaded: number): number => maxLoaded >= 1 ? maxLoaded : 1
 
-/** Whether starting a job for `model` makes the target load it: neither resident nor running. */
-export const isSwap = (model: string, input: Pick<PolicyInput, "resident" | "running">): boolean =>
-  !input.resident.includes(model) && !input.running.includes(model)
+/**
+ * Whether starting a job for `unit` (`unitOf`) makes the target load it: neither resident nor
+ * running. Another unit of its model resident is a swap too: Ollama reloads the model.
+ */
+export const isSwap = (unit: string, input: Pick<PolicyInput, "resident" | "running">): boolean =>
+  !input.resident.includes(unit) && !input.running.includes(unit)
+
+/**
+ * Whether `unit`'s model is in flight under another unit, for a caller that has asked first
+ * whether `unit` itself is (the warm set holds the running units). `runningModels`, the
+ * running units' models, is made only when one of them has options; without it, only a unit
+ * with options can clash with a running one.
+ */
+const inFlight = (unit: string, running: ReadonlyArray<string>, runningModels: ReadonlySet<string> | undefined): boolean =>
+  runningModels !== undefined
+    ? runningModels.has(modelOfUnit(unit))
+    : unit.includes(" ") && running.includes(modelOfUnit(unit))
 
 /** One caller's jobs in the top class: its oldest, and its oldest on a warm model. */
 interface Share {
@@ -155,7 +193,9 @@ interface Share {
  * within it, the oldest job whose model is resident; otherwise the class's oldest job picks
  * the next model. A job starts only if it forces out no model in use (its model is running,
  * or the running models plus it fit in `maxLoaded`); when the job the rules point at cannot
- * start, the slot stays free rather than go to work that would delay it further.
+ * start, the slot stays free rather than go to work that would delay it further. "Model" is
+ * the job's unit (`unitOf`) throughout: a job whose model runs with other options would
+ * reload it under the running jobs, so it waits for them like a job for another model.
  *
  * Fair share, when the class holds jobs of several callers: a caller who has waited
  * `fairShareSpan` starts per other caller there since its own last start (or was never
@@ -173,8 +213,17 @@ export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident
   // the strings' cached hashes, where comparing long model keys costs several times more.
   const warmModels = new Set(running)
   const roomForAnother = warmModels.size < loadLimit(maxLoaded)
-  if (roomForAnother) for (const model of resident) warmModels.add(model)
-  const canStart = (model: string) => roomForAnother || warmModels.has(model)
+  // The models in flight, when one of them runs with options (else `running` says it): a job
+  // for another unit of one of them would reload it under its running jobs, so it waits.
+  let runningModels: Set<string> | undefined
+  for (const unit of running) {
+    if (unit.includes(" ")) {
+      runningModels = new Set(running.map(modelOfUnit))
+      break
+    }
+  }
+  if (roomForAnother) for (const unit of resident) if (!inFlight(unit, running, runningModels)) warmModels.add(unit)
+  const canStart = (unit: string) => warmModels.has(unit) || (roomForAnother && !inFlight(unit, running, runningModels))
 
   let overdue: Waiting | undefined
   // The highest class seen so far (by rank), and per caller its oldest job and its oldest job
@@ -210,12 +259,12 @@ export const swapAware: Policy = ({ freeSlots, maxLoaded, maxWait, now, resident
     }
     if (job.seq < share.head.seq) share.head = job
     // Checked only for a job that would become the pick: the queue is mostly in seq order.
-    if ((share.warm === undefined || job.seq < share.warm.seq) && warmModels.has(job.model)) share.warm = job
+    if ((share.warm === undefined || job.seq < share.warm.seq) && warmModels.has(job.unit ?? job.model)) share.warm = job
   }
-  if (overdue !== undefined) return canStart(overdue.model) ? overdue : undefined
+  if (overdue !== undefined) return canStart(unitOfJob(overdue)) ? overdue : undefined
   if (first === undefined) return undefined
   const pick = others === undefined ? first : fairShare(first, others, served)
-  return pick.warm ?? (canStart(pick.head.model) ? pick.head : undefined)
+  return pick.warm ?? (canStart(unitOfJob(pick.head)) ? pick.head : undefined)
 }
 
 /**
@@ -249,31 +298,81 @@ const fairShare = (first: Share, others: ReadonlyMap<string, Share>, served: Ser
 
 /** A model the target holds and when it lets it go (epoch milliseconds). */
 export interface Residency {
+  /** A model key in `/api/ps`'s entries; a unit (`unitOf`) in foreman's own last runs. */
   readonly model: string
   readonly expiresAt: number
 }
 
+/** One `/api/ps` entry. */
+export interface PsResidency extends Residency {
+  /** The context the target loaded it with (`context_length`, newer Ollama), if it said. */
+  readonly contextLength?: number
+}
+
+/** The unit foreman last ran on a model there. */
+export interface LastRun extends Residency {
+  /** When that job ended (epoch milliseconds). */
+  readonly endedAt?: number
+}
+
 /**
- * The models the target holds now. `/api/ps` lags (it is polled), so what foreman itself ran
+ * Ollama never loads an explicit `num_ctx` larger than asked, except up to 2048 for a vision
+ * model (`server/sched.go`, `getRunner`); it may load it smaller (the model's training context).
+ */
+const visionContextFloor = 2048
+
+/**
+ * Whether `/api/ps` shows that the model foreman last ran with `run`'s options was loaded
+ * again since, by someone else: read after that run ended, it reports a context length Ollama
+ * would not have given those options.
+ */
+const contradicts = (run: LastRun, entry: PsResidency, psAt: number | undefined): boolean => {
+  if (entry.contextLength === undefined || psAt === undefined || run.endedAt === undefined || psAt <= run.endedAt) return false
+  const numCtx = LoadOptions.numCtxOf(run.model.slice(run.model.indexOf(" ") + 1))
+  return numCtx !== undefined && entry.contextLength > Math.max(numCtx, visionContextFloor)
+}
+
+/**
+ * The units the target holds now. `/api/ps` lags (it is polled), so what foreman itself ran
  * last counts too: a job that just finished on X means X stays loaded until its keep-alive
- * runs out. Expired entries (`expiresAt <= now`) are gone; a model seen twice keeps its later
+ * runs out. Expired entries (`expiresAt <= now`) are gone; a unit seen twice keeps its later
  * expiry. The target holds at most `maxLoaded` models, so if more remain, the ones with the
  * latest expiry win: loading a newer model evicted the older ones. Most recent first.
+ *
+ * `/api/ps` names models, not the options they were loaded with: a model there is the unit
+ * foreman last ran on it (it holds one runner per model, and foreman caused its last load),
+ * else the model with the target's defaults (loaded by another client, or before foreman
+ * started: most clients set no load options). Unless the entry's `context_length`, read after
+ * that run ended, is larger than its `num_ctx` (`contradicts`): then another client loaded it
+ * since, taken as with the defaults, and foreman's own run no longer counts.
  */
 export const residentModels = (input: {
-  readonly ps: ReadonlyArray<Residency>
-  readonly lastRun: ReadonlyArray<Residency>
+  readonly ps: ReadonlyArray<PsResidency>
+  readonly lastRun: ReadonlyArray<LastRun>
+  /** When `ps` was read (epoch milliseconds); without it, its context lengths are not used. */
+  readonly psAt?: number
   readonly now: number
   readonly maxLoaded: number
 }): ReadonlyArray<string> => {
-  const latest = new Map<string, number>()
-  for (const entries of [input.ps, input.lastRun]) {
-    for (const { expiresAt, model } of entries) {
-      if (expiresAt <= input.now) continue
-      const seen = latest.get(model)
-      if (seen === undefined || expiresAt > seen) latest.set(model, expiresAt)
-    }
+  // Foreman's last runs with options, by model: how `/api/ps`'s models are labelled.
+  let withOptions: Map<string, LastRun> | undefined
+  for (const run of input.lastRun) {
+    const model = modelOfUnit(run.model)
+    if (model !== run.model) (withOptions ??= new Map()).set(model, run)
   }
+  let superseded: Set<string> | undefined
+  const latest = new Map<string, number>()
+  const note = (unit: string, expiresAt: number) => {
+    if (expiresAt <= input.now) return
+    const seen = latest.get(unit)
+    if (seen === undefined || expiresAt > seen) latest.set(unit, expiresAt)
+  }
+  for (const entry of input.ps) {
+    const run = withOptions?.get(entry.model)
+    if (run !== undefined && contradicts(run, entry, input.psAt)) (superseded ??= new Set()).add(run.model)
+    note(run === undefined || superseded?.has(run.model) === true ? entry.model : run.model, entry.expiresAt)
+  }
+  for (const run of input.lastRun) if (superseded?.has(run.model) !== true) note(run.model, run.expiresAt)
   // Stable sort: equal expiries keep first-seen order (`ps` before `lastRun`).
-  return [...latest].sort((a, b) => b[1] - a[1]).slice(0, loadLimit(input.maxLoaded)).map(([model]) => model)
+  return [...latest].sort((a, b) => b[1] - a[1]).slice(0, loadLimit(input.maxLoaded)).map(([unit]) => unit)
 }

@@ -29,7 +29,10 @@ import * as TargetClient from "./TargetClient.ts"
  * Scheduler alone, in its synchronous steps.
  */
 export interface Residency {
-  /** Models foreman itself ran last here, and until when the target is assumed to keep them. */
+  /**
+   * Units (`unitOf`: a model with its load options) foreman itself ran last here, one per model
+   * (the target holds one runner per model), and until when the target is assumed to keep them.
+   */
   readonly lastRun: Map<string, number>
   /**
    * Since when the target has been serving (its last wake). Waiting while it slept is not

@@ -135,6 +135,18 @@ describe("the metrics plugin", () => {
     expect(sum(await settled(), "foreman_model_swaps_total")).toBe(sum(afterSwap, "foreman_model_swaps_total"))
   })
 
+  it("a reload (the resident model asked for with another num_ctx) is a swap too, in foreman_model_swaps_total", async () => {
+    await chat("qwen3", "make qwen3 resident with its defaults")
+    const before = await settled()
+    const loads = target.loads.length
+    sent.jobs++
+    sent.started++
+    await ollama.chat({ model: "qwen3", messages: [{ role: "user", content: "a longer context" }], options: { num_ctx: 8192 } })
+    const after = await settled()
+    expect(target.loads.length - loads).toBe(1)
+    expect(sum(after, "foreman_model_swaps_total") - sum(before, "foreman_model_swaps_total")).toBe(1)
+  })
+
   it("queue depth and running jobs are gauges that follow the queue", async () => {
     target.hold()
     try {
