@@ -13,7 +13,7 @@ export { ForemanConfig, type ForemanSettings, foremanConfig, parseDuration, sett
 export { FetchPlatformLive, ForemanLive, HttpLive, NodePlatformLive, ServicesLive, StoreLive } from "./Foreman.ts"
 export * as Metrics from "./events/Metrics.ts"
 export { readBody } from "./http/body.ts"
-export { accepted, jobsPath, makeJobRoute, prefersAsync, priorityHeader, priorityOf, streamed } from "./http/jobRoute.ts"
+export { accepted, jobsPath, makeJobRoute, prefersAsync, priorityHeader, priorityOf, streamed, targetHeader } from "./http/jobRoute.ts"
 export * as HttpErrors from "./http/errors.ts"
 export {
   BadRequestError,

@@ -28,6 +28,12 @@ export const accepted = (job: JobView) =>
 export const prefersAsync = (request: HttpServerRequest.HttpServerRequest) =>
   (request.headers["prefer"] ?? "").split(",").some((token) => token.trim().toLowerCase() === "respond-async")
 
+/**
+ * The request header that names the target a request is for: it pins a job there, and says
+ * which target a model-management request (`/api/pull`, ...) or a forwarded path goes to.
+ */
+export const targetHeader = "x-foreman-target"
+
 /** The request header that sets a job's priority class. */
 export const priorityHeader = "x-foreman-priority"
 

@@ -108,8 +108,10 @@ export const make = (client: TargetClient.TargetClientService, options: TargetSp
 export interface TargetsService {
   /** Every configured target, in the configuration's order. */
   readonly all: Arr.NonEmptyReadonlyArray<Target>
-  /** The first configured target (today, the only one). */
+  /** The first configured target (the only one, with one `--target`). */
   readonly primary: Target
+  /** The target of that name (names compare case-insensitively). */
+  readonly byName: (name: string) => Option.Option<Target>
   /**
    * Checks a model on every target (each with its grace re-check): `found` on any of them;
    * else `unknown` if some target cannot tell (never reached), else `missing`.
@@ -122,9 +124,11 @@ export class Targets extends Context.Tag("foreman/Targets")<Targets, TargetsServ
 /** The service over targets already made. */
 export const of = (all: Arr.NonEmptyReadonlyArray<Target>): TargetsService => {
   const primary = Arr.headNonEmpty(all)
+  const names = new Map(all.map((target) => [target.name.toLowerCase(), target]))
   return Targets.of({
     all,
     primary,
+    byName: (name) => Option.fromNullable(names.get(name.trim().toLowerCase())),
     lookup: all.length === 1
       ? primary.inventory.lookup
       : (key) =>
