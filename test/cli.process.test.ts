@@ -39,7 +39,7 @@ describe("src/bin.ts as a process", () => {
     expect(result.status).toBe(1)
     expect(result.stdout).toBe("")
     expect(result.stderr).toBe(
-      "Invalid --plugins (FOREMAN_PLUGINS): unknown plugin \"bogus\"; known: openai, metrics, or none\n"
+      "Invalid --plugins (FOREMAN_PLUGINS): unknown plugin \"bogus\"; known: openai, anthropic, metrics, or none\n"
     )
   })
 
