@@ -7,6 +7,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
 import type { Readable } from "node:stream"
 import * as Access from "../auth/access.ts"
 import { ForemanConfig } from "../Config.ts"
@@ -14,6 +15,7 @@ import { BadRequest } from "../Errors.ts"
 import { AsyncJobs, type JobView } from "../jobs/AsyncJobs.ts"
 import { Jobs } from "../jobs/Jobs.ts"
 import { type Priority, priorities } from "../scheduler/policy.ts"
+import { type Target, Targets, type TargetsService } from "../target/Target.ts"
 import type { JobEndpoint } from "../target/TargetClient.ts"
 import { readBody } from "./body.ts"
 
@@ -33,6 +35,27 @@ export const prefersAsync = (request: HttpServerRequest.HttpServerRequest) =>
  * which target a model-management request (`/api/pull`, ...) or a forwarded path goes to.
  */
 export const targetHeader = "x-foreman-target"
+
+/**
+ * The target a request names (`X-Foreman-Target`), by its configured name; none if the
+ * header is absent or empty, a 400 for a name no target has.
+ */
+export const targetOf = (targets: TargetsService, request: HttpServerRequest.HttpServerRequest) =>
+  Effect.suspend(() => {
+    const header = request.headers[targetHeader]?.trim()
+    if (header === undefined || header === "") return Effect.succeed(Option.none<Target>())
+    return Option.match(targets.byName(header), {
+      onSome: (target) => Effect.succeed(Option.some(target)),
+      onNone: () =>
+        Effect.fail(
+          new BadRequest({
+            message: `unknown target ${JSON.stringify(header)} (X-Foreman-Target): the targets are ${
+              targets.all.map((target) => target.name).join(", ")
+            }`
+          })
+        )
+    })
+  })
 
 /** The request header that sets a job's priority class. */
 export const priorityHeader = "x-foreman-priority"
@@ -67,6 +90,7 @@ export const makeJobRoute = Effect.gen(function*() {
   const config = yield* ForemanConfig
   const jobs = yield* Jobs
   const asyncJobs = yield* AsyncJobs
+  const targets = yield* Targets
   return <E>(options: {
     /** The target path the job calls. */
     readonly endpoint: string
@@ -101,6 +125,7 @@ export const makeJobRoute = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const access = yield* FiberRef.get(Access.currentAccess)
       const priority = yield* priorityOf(request, "interactive")
+      const pinned = Option.map(yield* targetOf(targets, request), (target) => target.name)
       const bytes = yield* readBody(config.maxBodySize)
       const decoded = yield* options.decode(bytes, request)
       const { endpoint, kind } = options
@@ -115,7 +140,8 @@ export const makeJobRoute = Effect.gen(function*() {
             body: decoded.body,
             priority: asyncPriority,
             owner: Access.owner(access),
-            ...(decoded.load === undefined ? {} : { load: decoded.load })
+            ...(decoded.load === undefined ? {} : { load: decoded.load }),
+            ...(Option.isSome(pinned) ? { target: pinned.value } : {})
           })
         )
       }
@@ -131,7 +157,8 @@ export const makeJobRoute = Effect.gen(function*() {
           ...(decoded.stream === undefined ? {} : { streams: decoded.stream }),
           ...(contentType === undefined ? {} : { contentType }),
           ...(options.streamError === undefined ? {} : { streamError: options.streamError }),
-          ...(decoded.load === undefined ? {} : { load: decoded.load })
+          ...(decoded.load === undefined ? {} : { load: decoded.load }),
+          ...(Option.isSome(pinned) ? { target: pinned.value } : {})
         })
       )
     })

@@ -46,6 +46,8 @@ export interface Submission {
   readonly owner?: string | undefined
   /** Its load (`JobSpec.load`), if the route read it; else read from `body`, as after a restart. */
   readonly load?: string
+  /** The target it must run on (`JobSpec.target`). */
+  readonly target?: string | undefined
 }
 
 /** A job as the API shows it. */
@@ -378,6 +380,7 @@ export const make = Effect.gen(function*() {
       enqueuedAt: job.createdAt,
       // Fair share between callers: the job's owner (stored, so a restart keeps it).
       ...(job.owner === null ? {} : { caller: job.owner }),
+      ...(job.target === null ? {} : { target: job.target }),
       load: load ?? loadOf(job.endpoint, encoder.encode(job.body))
     }).pipe(Effect.flatMap(enqueue))
 
@@ -459,7 +462,8 @@ export const make = Effect.gen(function*() {
         priority: submission.priority,
         body: Json.encode(body),
         createdAt: yield* Clock.currentTimeMillis,
-        owner: submission.owner
+        owner: submission.owner,
+        target: submission.target
       })
       yield* report.queued(info(job), job.createdAt)
       yield* start(job, submission.load)

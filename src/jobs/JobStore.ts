@@ -37,6 +37,8 @@ export interface JobRecord {
   readonly error: string | null
   /** The key that submitted it (`name#id`, see `ownerOf`); `null` with keys off (such jobs are admin's). */
   readonly owner: string | null
+  /** The target it must run on (`X-Foreman-Target`); `null`: wherever it is routed. */
+  readonly target: string | null
 }
 
 export interface NewJob {
@@ -47,6 +49,7 @@ export interface NewJob {
   readonly body: string
   readonly createdAt: number
   readonly owner?: string | undefined
+  readonly target?: string | undefined
 }
 
 export interface JobPage {

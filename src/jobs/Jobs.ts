@@ -50,6 +50,8 @@ export interface JobSpec {
   readonly caller?: string | undefined
   /** The body's content type, when not JSON (a transcription's multipart form). */
   readonly contentType?: string
+  /** The target it must run on (`X-Foreman-Target`), by name; absent: wherever it is routed. */
+  readonly target?: string | undefined
   /**
    * The last words of an SSE answer cut short after its first byte, in the route's dialect
    * (Anthropic's `error` event). Without it the stream just ends, as OpenAI's does.
@@ -84,7 +86,7 @@ export interface JobsService {
    * Checks the model against the inventory (with the grace re-check) and returns its
    * normalised key, or fails with Ollama's 404 for that endpoint.
    */
-  readonly check: (spec: Pick<JobSpec, "kind" | "model">) => Effect.Effect<string, ModelNotFound>
+  readonly check: (spec: Pick<JobSpec, "kind" | "model" | "target">) => Effect.Effect<string, ModelNotFound>
 }
 
 export class Jobs extends Context.Tag("foreman/Jobs")<Jobs, JobsService>() {}
@@ -183,7 +185,8 @@ export const make = Effect.gen(function*() {
       const key = yield* checkModel(spec)
       const ticket = yield* scheduler.ticket(key, spec.priority, {
         ...(spec.caller === undefined ? {} : { caller: spec.caller }),
-        ...(spec.load === undefined ? {} : { load: spec.load })
+        ...(spec.load === undefined ? {} : { load: spec.load }),
+        ...(spec.target === undefined ? {} : { target: spec.target })
       })
       const info: JobInfo = {
         id: ticket.id,
@@ -304,14 +307,16 @@ export const make = Effect.gen(function*() {
     }).pipe(withSpan("Jobs.run", { attributes: { endpoint: spec.endpoint, model: spec.model }, captureStackTrace: false }))
 
   /** Rejects a model the target does not have, before anything is queued. */
-  const checkModel = (spec: Pick<JobSpec, "kind" | "model">) =>
+  const checkModel = (spec: Pick<JobSpec, "kind" | "model" | "target">) =>
     Effect.gen(function*() {
       const source = ModelName.source(spec.model)
       const local = source._tag === "Right" ? source.right : { source: "default" as const, name: spec.model }
       const key = Option.getOrElse(ModelName.keyOf(local.name), () => spec.model.toLowerCase())
       // Cloud models are served by ollama.com through the target; only the target knows them.
       if (local.source === "cloud") return key
-      const found = yield* targets.lookup(key)
+      // A pinned job needs its model on that target; any other, on any target.
+      const pinned = spec.target === undefined ? Option.none() : targets.byName(spec.target)
+      const found = yield* (Option.isSome(pinned) ? pinned.value.inventory.lookup(key) : targets.lookup(key))
       if (found === "missing") {
         const error = missingModelError(spec.kind, spec.model)
         yield* Effect.logInfo("job rejected").pipe(

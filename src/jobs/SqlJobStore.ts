@@ -40,6 +40,11 @@ export const migrations: Migrator.Migrations = {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE jobs ADD COLUMN owner TEXT`
     yield* sql`CREATE INDEX jobs_owner_seq ON jobs (owner, seq)`
+  }),
+  // A job pinned to a target (`X-Foreman-Target`) stays pinned across restarts.
+  "0003_job_target": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE jobs ADD COLUMN target TEXT`
   })
 }
 
@@ -64,7 +69,8 @@ const JobRow = Schema.Struct({
   attempts: Schema.Number,
   result: Schema.NullOr(Schema.String),
   error: Schema.NullOr(Schema.String),
-  owner: Schema.NullOr(Schema.String)
+  owner: Schema.NullOr(Schema.String),
+  target: Schema.NullOr(Schema.String)
 })
 
 const decodeRows: (rows: unknown) => Effect.Effect<ReadonlyArray<JobRecord>, ParseResult.ParseError> = Schema.decodeUnknown(
@@ -105,7 +111,8 @@ export const make = Effect.gen(function*() {
           body: job.body,
           created_at: job.createdAt,
           attempts: 0,
-          owner: job.owner ?? null
+          owner: job.owner ?? null,
+          target: job.target ?? null
         })
       }`.pipe(
         Effect.orDie,

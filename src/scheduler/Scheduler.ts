@@ -25,7 +25,8 @@ import { ForemanConfig } from "../Config.ts"
 import * as Metrics from "../events/Metrics.ts"
 import { Events } from "../events/Events.ts"
 import { QueueFull, RequestTimeout, ShuttingDown } from "../Errors.ts"
-import type { InventoryState } from "../inventory/Inventory.ts"
+import { hasModel, type InventoryState } from "../inventory/Inventory.ts"
+import * as Waker from "../target/Waker.ts"
 import * as ModelName from "../ollama/ModelName.ts"
 import { type Target, Targets } from "../target/Target.ts"
 import {
@@ -120,6 +121,8 @@ export interface TicketOptions {
    * queue's unit is the model with these (`unitOf`), so equal ones group and a change is a swap.
    */
   readonly load?: string
+  /** The target the job must run on (`X-Foreman-Target`), by name. */
+  readonly target?: string
 }
 
 export interface SchedulerService {
@@ -228,7 +231,8 @@ export const make = (policy: Policy) =>
           priority,
           enqueuedAt: options?.enqueuedAt ?? now,
           attempts: 0,
-          caller: options?.caller ?? anonymous
+          caller: options?.caller ?? anonymous,
+          ...(options?.target === undefined ? {} : { target: options.target })
         }
       }))
 
@@ -347,8 +351,16 @@ export const make = (policy: Policy) =>
       })
     const residencies = (now: number) => Effect.all(targets.all.map((target, index) => psResidency(target, index, now)))
 
-    /** A target's state as the policy sees it. */
+    const several = targets.all.length > 1
+    /** A target's state as the policy sees it. With one target, routing needs no more. */
     const stateOf = (target: Target, seen: Seen, now: number): TargetState => ({
+      ...(several
+        ? {
+          name: target.name,
+          // An inventory never read cannot tell: the target decides.
+          has: Option.isNone(seen.of.lastSuccessAt) ? undefined : (model: string) => hasModel(seen.of, model)
+        }
+        : {}),
       reachable: seen.reachable,
       running: Array.from(target.slots.running.values(), (t) => t.unit ?? t.model),
       resident: resident(target, seen, now),
@@ -441,6 +453,29 @@ export const make = (policy: Policy) =>
       Effect.forever,
       Effect.forkScoped
     )
+
+    /**
+     * Whether a job waits that only `target` can serve while it is unreachable: one pinned to
+     * it, or one whose model no reachable target has and this one has (or none has: the
+     * targets decide). What makes its Waker send the magic packet.
+     */
+    const wakeNeeded = (index: number) =>
+      Effect.map(Effect.all(targets.all.map((target) => target.inventory.get)), (inventories) => {
+        const target = targets.all[index]!
+        if (inventories[index]!.reachable || closed || state.waiting.length === 0) return false
+        const name = target.name.toLowerCase()
+        const has = (i: number, model: string) =>
+          Option.isNone(inventories[i]!.lastSuccessAt) || hasModel(inventories[i]!, model)
+        return state.waiting.some(({ ticket }) => {
+          if (ticket.target !== undefined) return ticket.target.toLowerCase() === name
+          if (!has(index, ticket.model) && targets.all.some((_, i) => has(i, ticket.model))) return false
+          return !targets.all.some((_, i) => i !== index && inventories[i]!.reachable && has(i, ticket.model))
+        })
+      })
+    yield* Effect.forEach(targets.all, (target, index) =>
+      target.wake === undefined || target.wakeStatus === undefined
+        ? Effect.void
+        : Effect.forkScoped(Waker.run(target, target.wake, target.wakeStatus, { needed: wakeNeeded(index) })), { discard: true })
 
     const stats = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis

@@ -28,6 +28,8 @@ export interface Waiting {
   readonly attempts: number
   /** Who sent it: the API key's name, `anonymous` without keys. Fair share interleaves callers. */
   readonly caller: string
+  /** The target it must run on (`X-Foreman-Target`), by name; absent: wherever `place` routes it. */
+  readonly target?: string | undefined
 }
 
 /** The caller of every request made without an API key. */
@@ -93,6 +95,13 @@ export type Policy = (input: PolicyInput) => Waiting | undefined
 
 /** One target's state, as far as placing a job needs to know it. */
 export interface TargetState {
+  /** Its name, which a pinned job (`Waiting.target`) names. */
+  readonly name?: string | undefined
+  /**
+   * Whether it has a model (by key), from its inventory; absent: it has every model (one
+   * target, or an inventory never read: the target decides).
+   */
+  readonly has?: ((model: string) => boolean) | undefined
   /** Whether it answered lately: nothing is sent to a target known to be asleep. */
   readonly reachable: boolean
   /** Units (`unitOf`) of the jobs in flight there. */
@@ -134,16 +143,69 @@ export const inputFor = (input: PlacementInput, target: TargetState): PolicyInpu
 
 /**
  * Places the next job: the first reachable target with a free slot for which `policy` picks
- * one, in the configuration's order; `undefined` to start nothing now.
+ * one, in the configuration's order; `undefined` to start nothing now. With several targets,
+ * each is offered only the jobs `routable` to it.
  */
 export const place = (policy: Policy) => (input: PlacementInput): Placement | undefined => {
+  const several = input.targets.length > 1
   for (let index = 0; index < input.targets.length; index++) {
     const target = input.targets[index]!
     if (!target.reachable || target.freeSlots <= 0) continue
-    const job = policy(inputFor(input, target))
+    const offered = several ? input.waiting.filter((job) => routable(job, index, input.targets)) : input.waiting
+    if (offered.length === 0) continue
+    const job = policy(inputFor(several ? { ...input, waiting: offered } : input, target))
     if (job !== undefined) return { job, target: index }
   }
   return undefined
+}
+
+/** Whether a target has a model, as far as routing knows (`TargetState.has`). */
+const holds = (target: TargetState, model: string): boolean => target.has === undefined || target.has(model)
+
+/** Whether the target has a unit loaded or in flight: a job for it starts there without a load. */
+export const isWarm = (unit: string, target: Pick<TargetState, "resident" | "running">): boolean =>
+  target.resident.includes(unit) || target.running.includes(unit)
+
+/**
+ * Whether the target can load a unit without evicting a model: it is warm there, or its
+ * model is not loaded there and fewer models than `maxLoaded` are.
+ */
+export const hasRoom = (unit: string, target: Pick<TargetState, "resident" | "running" | "maxLoaded">): boolean => {
+  if (isWarm(unit, target)) return true
+  const model = modelOfUnit(unit)
+  const loaded = new Set<string>()
+  for (const held of target.resident) loaded.add(modelOfUnit(held))
+  for (const held of target.running) loaded.add(modelOfUnit(held))
+  return !loaded.has(model) && loaded.size < loadLimit(target.maxLoaded)
+}
+
+/**
+ * Whether a job may start on `targets[index]` now (routing, issue 17; with one target every
+ * job is). A pinned job (`Waiting.target`) runs only on the target it names. Any other runs
+ * only on a target that has its model (on any target if none has: the targets decide), and,
+ * among those, prefers in this order: one where it is warm (resident or in flight: no load);
+ * else one with room for it (a free slot and nothing to evict); else one that must evict. So
+ * a job warm on a target with a free slot is not offered elsewhere; one warm on a busy target
+ * starts elsewhere only where it evicts nothing (else it waits for its warm target); one warm
+ * nowhere is not offered to a target that would evict while another reachable one has room.
+ * A target asleep counts only for having the model: a job whose model only sleeping targets
+ * have waits for them (and they may be woken).
+ */
+export const routable = (job: Waiting, index: number, targets: ReadonlyArray<TargetState>): boolean => {
+  const target = targets[index]!
+  if (job.target !== undefined) return target.name !== undefined && job.target.toLowerCase() === target.name.toLowerCase()
+  if (!holds(target, job.model)) return !targets.some((other) => holds(other, job.model))
+  const unit = job.unit ?? job.model
+  if (isWarm(unit, target)) return true
+  const room = hasRoom(unit, target)
+  for (let other = 0; other < targets.length; other++) {
+    if (other === index) continue
+    const candidate = targets[other]!
+    if (!candidate.reachable || !holds(candidate, job.model)) continue
+    if (isWarm(unit, candidate) && (candidate.freeSlots > 0 || !room)) return false
+    if (!room && candidate.freeSlots > 0 && hasRoom(unit, candidate)) return false
+  }
+  return true
 }
 
 /** First come, first served: the oldest job by arrival. */

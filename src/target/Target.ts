@@ -18,6 +18,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { ForemanConfig, hostOf, isTargetName, parseHttpUrl, parseTargetList } from "../Config.ts"
 import { describeCause, TargetsFileInvalid } from "../Errors.ts"
+import * as Waker from "./Waker.ts"
 import * as WakeOnLan from "./WakeOnLan.ts"
 import type { Events } from "../events/Events.ts"
 import * as Inventory from "../inventory/Inventory.ts"
@@ -72,6 +73,8 @@ export interface Target {
   readonly residency: Residency
   /** How to wake it (Wake-on-LAN), if it can be woken. */
   readonly wake?: Wake | undefined
+  /** Its wakes so far (with `wake`): the Waker's, which health reads. */
+  readonly wakeStatus?: Waker.WakeStatus | undefined
 }
 
 /** A target as the configuration describes it. */
@@ -101,7 +104,7 @@ export const make = (client: TargetClient.TargetClientService, options: TargetSp
       maxLoaded: options.maxLoadedModels ?? config.maxLoadedModels,
       slots: { size: options.concurrency ?? config.concurrency, running: new Map() },
       residency: { lastRun: new Map(), servingSince: yield* Clock.currentTimeMillis },
-      ...(options.wake === undefined ? {} : { wake: options.wake })
+      ...(options.wake === undefined ? {} : { wake: options.wake, wakeStatus: Waker.emptyStatus() })
     } satisfies Target
   })
 
