@@ -194,14 +194,16 @@ export const hasRoom = (unit: string, target: Pick<TargetState, "resident" | "ru
 export const routable = (job: Waiting, index: number, targets: ReadonlyArray<TargetState>): boolean => {
   const target = targets[index]!
   if (job.target !== undefined) return target.name !== undefined && job.target.toLowerCase() === target.name.toLowerCase()
-  if (!holds(target, job.model)) return !targets.some((other) => holds(other, job.model))
+  // A model no target has may run on any (the target decides), with the same preferences.
+  const anyHolds = targets.some((other) => holds(other, job.model))
+  if (anyHolds && !holds(target, job.model)) return false
   const unit = job.unit ?? job.model
   if (isWarm(unit, target)) return true
   const room = hasRoom(unit, target)
   for (let other = 0; other < targets.length; other++) {
     if (other === index) continue
     const candidate = targets[other]!
-    if (!candidate.reachable || !holds(candidate, job.model)) continue
+    if (!candidate.reachable || (anyHolds && !holds(candidate, job.model))) continue
     if (isWarm(unit, candidate) && (candidate.freeSlots > 0 || !room)) return false
     if (!room && candidate.freeSlots > 0 && hasRoom(unit, candidate)) return false
   }
