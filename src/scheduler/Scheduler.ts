@@ -96,6 +96,17 @@ export interface WaitingGroup {
   readonly oldestWaitMs: number
 }
 
+/** One target's share of the queue. */
+export interface TargetQueue {
+  /** Jobs holding one of its slots. */
+  readonly running: number
+  readonly slots: number
+  /** Waiting jobs only it can serve (pinned to it, or no other target has their model). */
+  readonly waitingOnlyHere: number
+  /** Models it holds now (`/api/ps` and what foreman ran last there). */
+  readonly resident: ReadonlyArray<string>
+}
+
 export interface QueueStats {
   readonly waiting: number
   readonly running: number
@@ -108,6 +119,8 @@ export interface QueueStats {
   readonly resident: ReadonlyArray<string>
   readonly byModel: Readonly<Record<string, WaitingGroup>>
   readonly byPriority: Readonly<Record<Priority, WaitingGroup>>
+  /** Per target, by name. */
+  readonly byTarget: Readonly<Record<string, TargetQueue>>
   /** What the ETAs rest on: each measured model's average job time (ms) and load time (ms, once known). */
   readonly estimates: Readonly<Record<string, Eta.ModelEstimate>>
 }
@@ -497,7 +510,21 @@ export const make = (policy: Policy) =>
         byPriority: Object.fromEntries(
           priorities.map((p) => [p, group(tickets.filter((t) => t.priority === p), now)])
         ) as Record<Priority, WaitingGroup>,
-        estimates: Eta.summary(measurements.measured)
+        estimates: Eta.summary(measurements.measured),
+        byTarget: Object.fromEntries(targets.all.map((target, index) => {
+          const view = stateOf(target, seen[index]!, now)
+          const only = (t: Ticket) =>
+            t.target !== undefined
+              ? t.target.toLowerCase() === target.name.toLowerCase()
+              : (view.has === undefined || view.has(t.model)) &&
+                !targets.all.some((other, i) => i !== index && (stateOf(other, seen[i]!, now).has?.(t.model) ?? true))
+          return [target.name, {
+            running: target.slots.running.size,
+            slots: target.slots.size,
+            waitingOnlyHere: several ? tickets.filter(only).length : tickets.length,
+            resident: resident(target, seen[index]!, now).map(modelOfUnit)
+          }]
+        }))
       } satisfies QueueStats
     })
 

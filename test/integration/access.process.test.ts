@@ -3,21 +3,20 @@
  * keys unless told to, and keys added or removed with `foreman-effect keys` while it runs count
  * at once. foreman listens on 0.0.0.0 here; the tests talk to it on 127.0.0.1 only.
  */
-import { spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-import { type ForemanProcess, root, runtimes, startProcess, stopProcess } from "../support/process.ts"
+import { type ForemanProcess, root, run, runtimes, startProcess, stopProcess } from "../support/process.ts"
 
 describe("API keys, from the command line", () => {
   let target: FakeTarget
   let dir: string
   const started: Array<ForemanProcess> = []
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOREMAN_")))
-  const cli = (args: ReadonlyArray<string>) =>
-    spawnSync(runtimes.node.command, ["src/bin.ts", ...args], { cwd: root, env, encoding: "utf8", timeout: 20_000 })
+  // Not spawnSync: the test's own connections to foreman must stay readable meanwhile.
+  const cli = (args: ReadonlyArray<string>) => run(runtimes.node.command, ["src/bin.ts", ...args], { cwd: root, env })
   const serve = async (args: ReadonlyArray<string>) => {
     const foreman = await startProcess("node", ["--target", target.url, "--port", "0", "--db", ":memory:", "--log-format", "json", ...args])
     started.push(foreman)
@@ -39,7 +38,7 @@ describe("API keys, from the command line", () => {
 
   it("a non-loopback --host without keys refuses to start, in one line; --allow-unauthenticated starts it", async () => {
     const keysFile = join(dir, "none.json")
-    const refused = cli(["--target", target.url, "--host", "0.0.0.0", "--port", "0", "--db", ":memory:", "--keys-file", keysFile])
+    const refused = await cli(["--target", target.url, "--host", "0.0.0.0", "--port", "0", "--db", ":memory:", "--keys-file", keysFile])
     expect(refused.status).toBe(1)
     expect(refused.stderr).toBe(
       "Refusing to serve --host 0.0.0.0 without API keys: add one (foreman-effect keys add NAME) or pass --allow-unauthenticated to serve everyone who can reach it\n"
@@ -50,20 +49,20 @@ describe("API keys, from the command line", () => {
 
   it("with keys it starts; keys added and removed while it runs count from the next request", async () => {
     const keysFile = join(dir, "keys.json")
-    const add = (name: string) => {
-      const added = cli(["keys", "add", name, "--keys-file", keysFile])
+    const add = async (name: string) => {
+      const added = await cli(["keys", "add", name, "--keys-file", keysFile])
       expect(added.status).toBe(0)
       return added.stdout.trim().split("\n").at(-1)!
     }
-    const alice = add("alice")
+    const alice = await add("alice")
     const url = await serve(["--host", "0.0.0.0", "--keys-file", keysFile])
     const tags = (key?: string) =>
       fetch(`${url}/api/tags`, key === undefined ? {} : { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status)
     expect(await tags()).toBe(401)
     expect(await tags(alice)).toBe(200)
-    const bob = add("bob")
+    const bob = await add("bob")
     expect(await tags(bob)).toBe(200)
-    expect(cli(["keys", "remove", "alice", "--keys-file", keysFile]).status).toBe(0)
+    expect((await cli(["keys", "remove", "alice", "--keys-file", keysFile])).status).toBe(0)
     expect(await tags(alice)).toBe(401)
     expect(await tags(bob)).toBe(200)
   })

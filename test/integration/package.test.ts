@@ -6,14 +6,13 @@
  * the installed one. The installs reach the npm registry for foreman's dependencies, as a
  * user's do, so the tests that install have minutes, not the default 30 s. POSIX only.
  */
-import { spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { delimiter, dirname, join } from "node:path"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-import { type ForemanProcess, root, runtimes, startCommand, stopProcess } from "../support/process.ts"
+import { type Finished, type ForemanProcess, root, run, runtimes, startCommand, stopProcess } from "../support/process.ts"
 import { type LocalRegistry, startRegistry } from "../support/registry.ts"
 
 const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
@@ -24,24 +23,6 @@ const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as
 const deno = runtimes.deno.command
 /** The oldest Node the package says it runs on (`engines`), e.g. "22.16". */
 const minimumNode = /^>=(\d+\.\d+)$/.exec(manifest.engines.node)![1]!
-
-interface Finished {
-  readonly status: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs a command to its end without blocking this process (the fake target lives here). */
-const run = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env: NodeJS.ProcessEnv }) =>
-  new Promise<Finished>((resolve, reject) => {
-    const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (chunk) => (stdout += chunk))
-    child.stderr.on("data", (chunk) => (stderr += chunk))
-    child.once("error", reject)
-    child.once("close", (status) => resolve({ status, stdout, stderr }))
-  })
 
 const succeeded = (result: Finished, what: string) => {
   if (result.status !== 0) throw new Error(`${what} exited ${result.status}:\n${result.stdout}\n${result.stderr}`)

@@ -130,3 +130,25 @@ const groupAlive = (child: ChildProcess) => {
     return false
   }
 }
+
+/** How a command ended, and what it wrote. */
+export interface Finished {
+  readonly status: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * Runs a command to its end without blocking the test's event loop (a blocked loop leaves
+ * its HTTP connections' closes unread, and the next request on one fails: "other side closed").
+ */
+export const run = (command: string, args: ReadonlyArray<string>, options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv }) =>
+  new Promise<Finished>((resolve, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk) => (stdout += chunk))
+    child.stderr.on("data", (chunk) => (stderr += chunk))
+    child.once("error", reject)
+    child.once("close", (status) => resolve({ status, stdout, stderr }))
+  })
