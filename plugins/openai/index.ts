@@ -1,7 +1,7 @@
 /**
  * The OpenAI plugin: foreman's `/v1` surface for OpenAI clients.
  *
- *   GET  /v1/models              the target's models, from the inventory cache
+ *   GET  /v1/models              the targets' models (each once), from the inventory caches
  *   GET  /v1/models/{model}      one of them
  *   POST /v1/chat/completions    a job, passed to the target's own /v1 route
  *   POST /v1/completions         a job

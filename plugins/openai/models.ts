@@ -1,6 +1,7 @@
 /**
- * `GET /v1/models` and `GET /v1/models/{model}` from the cached inventory (ADR-0007,
- * reference §8.5/§8.6), so they answer while the target sleeps.
+ * `GET /v1/models` and `GET /v1/models/{model}` from the cached inventories (ADR-0007,
+ * reference §8.5/§8.6), so they answer while targets sleep; over several targets, each model
+ * once (the routes pass the union).
  */
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"

@@ -1,5 +1,6 @@
 /**
- * The OpenAI surface (reference §8): `/v1/models` from the inventory cache, and chat
+ * The OpenAI surface (reference §8): `/v1/models` from the targets' inventory caches (each
+ * model once, over every target: `TargetInventories`), and chat
  * completions, completions, embeddings, responses and transcriptions as jobs through the
  * scheduler, forwarded byte for byte to the target's own `/v1` routes (which do the
  * OpenAI <-> Ollama translation).
@@ -9,7 +10,7 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import { type ForemanError, ForemanRouter, HttpErrors, Inventory, makeJobRoute } from "../../src/index.ts"
+import { type ForemanError, ForemanRouter, HttpErrors, makeJobRoute, TargetInventories, Targets } from "../../src/index.ts"
 import * as Models from "./models.ts"
 import * as Request from "./request.ts"
 
@@ -19,7 +20,7 @@ const inOpenAiDialect = <R>(handler: Effect.Effect<HttpServerResponse.HttpServer
 
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {
-    const inventory = yield* Inventory
+    const inventories = TargetInventories.of(yield* Targets)
     const jobRoute = yield* makeJobRoute
 
     const job = (route: Request.Route) =>
@@ -38,14 +39,13 @@ export const layer = ForemanRouter.use((router) =>
 
     yield* router.get(
       "/v1/models",
-      inventory.get.pipe(Effect.map((state) => HttpServerResponse.unsafeJson(Models.list(state.models))))
+      inventories.models.pipe(Effect.map((models) => HttpServerResponse.unsafeJson(Models.list(models))))
     )
     yield* router.get(
       "/v1/models/:model",
       Effect.gen(function*() {
         const params = yield* HttpRouter.params
-        const state = yield* inventory.get
-        const found = yield* Models.retrieve(state.models, params["model"] ?? "")
+        const found = yield* Models.retrieve(yield* inventories.models, params["model"] ?? "")
         return HttpServerResponse.unsafeJson(found)
       }).pipe(inOpenAiDialect)
     )

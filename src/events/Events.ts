@@ -22,6 +22,11 @@ export interface JobInfo {
   readonly async: boolean
   /** The name of the API key it came with (absent while keys are off). */
   readonly caller?: string
+  /**
+   * The name of the target that runs it (`Target.name`): set once the job has a slot (its
+   * `JobStarted` and `JobFinished`), absent while it waits and for a job that never got one.
+   */
+  readonly target?: string
 }
 
 export type ForemanEvent =
@@ -42,8 +47,9 @@ export type ForemanEvent =
     readonly error?: string
   }
   | { readonly _tag: "ModelSwapped"; readonly jobId: string; readonly to: string; readonly from: ReadonlyArray<string>; readonly at: number }
-  | { readonly _tag: "TargetDegraded"; readonly error: string; readonly at: number }
-  | { readonly _tag: "TargetRecovered"; readonly at: number }
+  /** `target`: the target's name (`Target.name`). */
+  | { readonly _tag: "TargetDegraded"; readonly error: string; readonly at: number; readonly target?: string }
+  | { readonly _tag: "TargetRecovered"; readonly at: number; readonly target?: string }
 
 /** How many events a slow subscriber may fall behind before it loses the oldest. */
 export const capacity = 4096

@@ -1,6 +1,7 @@
 /**
  * The rest passes through (issue 16): a path neither foreman nor a plugin serves goes to the
- * (primary) target as it is, and its answer comes back as it is, so a route the next Ollama
+ * target as it is (the one `X-Foreman-Target` names, else the only one: with several and no
+ * name, a 400 that lists them, since foreman cannot know what the route does to a target), and its answer comes back as it is, so a route the next Ollama
  * release adds works through foreman without a foreman release (and the target's own 404
  * `404 page not found` answers a path it does not know either). Such a call is not a job: no
  * model check, no queue, no priority, no async; and with keys on it is for admin keys only,
@@ -16,6 +17,7 @@ import { ForemanConfig } from "../Config.ts"
 import { Targets, type Target } from "../target/Target.ts"
 import type { Upstream } from "../target/TargetClient.ts"
 import { readBody } from "./body.ts"
+import * as TargetChoice from "./targetChoice.ts"
 
 /**
  * Whether a path foreman has no route for goes to the target: not under `/foreman` (foreman's
@@ -85,9 +87,12 @@ export const forward = (target: Target, maxBodySize: number) =>
     })
   }))
 
-/** `forward` to the primary target (one target today: what is not a job is the primary's). */
+/** `forward` to the request's target (`X-Foreman-Target`, else the only one). */
 export const make = Effect.gen(function*() {
   const config = yield* ForemanConfig
-  const { primary } = yield* Targets
-  return forward(primary, config.maxBodySize)
+  const targets = yield* Targets
+  return requireAdmin(Effect.gen(function*() {
+    const target = yield* TargetChoice.required(targets, yield* HttpServerRequest.HttpServerRequest)
+    return yield* forward(target, config.maxBodySize)
+  }))
 })

@@ -1,4 +1,11 @@
-/** What `GET /foreman/health` reports (`api/`): how foreman sees the target and its own queue. */
+/**
+ * What `GET /foreman/health` reports (`api/`): how foreman sees its targets and its own queue.
+ *
+ * The top-level target fields (`target`, `reachable`, `lastPollAt`, `lastSuccessAt`,
+ * `consecutiveFailures`, `lastError`, `jobFaults`) are the primary target's, as with one
+ * target; `status` is foreman's: `degraded` when any target is; `models` counts what
+ * `/api/tags` lists (each model once over every target). `targets` has each target's own.
+ */
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -7,9 +14,12 @@ import { isDegraded } from "../inventory/Inventory.ts"
 import { ownerName } from "../auth/Keys.ts"
 import { AsyncJobs, type Viewer } from "../jobs/AsyncJobs.ts"
 import { anonymous } from "../scheduler/policy.ts"
-import { Scheduler } from "../scheduler/Scheduler.ts"
+import { type QueueStats, Scheduler, type WaitingGroup } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../ollama/ModelName.ts"
-import { Targets } from "../target/Target.ts"
+import type { PsModel } from "../ollama/schema.ts"
+import * as Inventories from "../target/inventories.ts"
+import { type Target, Targets } from "../target/Target.ts"
+import { emptyStatus, type WakeStatus } from "../target/Waker.ts"
 
 /** A model key in Ollama's display form (`llama3.2:latest`). */
 const display = (key: string) => Option.match(ModelName.parse(key), { onNone: () => key, onSome: ModelName.display })
@@ -18,21 +28,78 @@ const iso = Option.match({ onNone: () => null, onSome: (at: DateTime.Utc) => Dat
 
 const isoAt = (ms: number) => new Date(ms).toISOString()
 
+const isoOrNull = (ms: number | undefined) => (ms === undefined ? null : isoAt(ms))
+
+/**
+ * The target's wake status (`WakeStatus`, kept by its Wake-on-LAN loop), once the target
+ * carries one: read through here only, so that its absence reads as no packet sent yet.
+ */
+export const wakeStatusOf = (target: Target): WakeStatus | undefined =>
+  (target as Target & { readonly wakeStatus?: WakeStatus }).wakeStatus
+
+/**
+ * The jobs waiting that only `target` can run, once the scheduler says so (`QueueStats.byTarget`,
+ * by target name); undefined until it does.
+ */
+export const queueOf = (stats: QueueStats, target: Target): WaitingGroup | undefined =>
+  (stats as QueueStats & { readonly byTarget?: Readonly<Record<string, WaitingGroup>> }).byTarget?.[target.name]
+
+/** A model of a target's `/api/ps`, in Ollama's display form. */
+const residentName = (entry: PsModel) => {
+  const name = entry.model ?? entry.name
+  return Option.match(ModelName.keyOf(name), { onNone: () => name, onSome: display })
+}
+
+/** One target as health reports it. */
+const targetHealth = (target: Target, stats: QueueStats) =>
+  Effect.map(target.inventory.get, (state) => {
+    const queue = queueOf(stats, target)
+    const wake = target.wake === undefined ? undefined : (wakeStatusOf(target) ?? emptyStatus())
+    return {
+      name: target.name,
+      url: target.url,
+      status: isDegraded(state) ? "degraded" as const : "ok" as const,
+      reachable: state.reachable,
+      lastPollAt: iso(state.lastPollAt),
+      lastSuccessAt: iso(state.lastSuccessAt),
+      consecutiveFailures: state.consecutiveFailures,
+      lastError: Option.getOrNull(state.lastError.pipe(Option.orElse(() => state.lastJobFault))),
+      jobFaults: state.jobFaults,
+      models: state.models.length,
+      // As its /api/ps said at the last poll (or at the refresh after a job).
+      resident: state.resident.map(residentName),
+      running: target.slots.running.size,
+      slots: target.slots.size,
+      ...(queue === undefined ? {} : { queue }),
+      ...(wake === undefined ? {} : {
+        wake: {
+          packets: wake.packets,
+          lastAttemptAt: isoOrNull(wake.lastAttemptAt),
+          lastWokeAt: isoOrNull(wake.lastWokeAt),
+          lastWakeMillis: wake.lastWakeMillis ?? null,
+          lastError: wake.lastError ?? null
+        }
+      })
+    }
+  })
+
 /**
  * The report. `viewer.owner` (a user key) limits the sync requests listed as waiting to its
- * own; the rest of the redaction for user keys and requests without one is the route's.
+ * own; the rest of the redaction for user keys (`forUser`) and requests without one is the route's.
  */
 export const health = (viewer: Viewer = {}) => Effect.gen(function*() {
-  // One target today: its health is foreman's (per-target health comes with several).
-  const { primary: target } = yield* Targets
+  const targets = yield* Targets
+  const { primary: target } = targets
   const state = yield* target.inventory.get
   const scheduler = yield* Scheduler
   const queue = yield* scheduler.stats
+  const each = yield* Effect.forEach(targets.all, (target) => targetHealth(target, queue))
+  const models = yield* Inventories.of(targets).models
   const now = yield* Clock.currentTimeMillis
   const waiting = (yield* scheduler.waitingCallers).filter(({ ticket }) => viewer.owner === undefined || ticket.caller === viewer.owner)
   const jobs = yield* (yield* AsyncJobs).counts
   return {
-    status: isDegraded(state) ? "degraded" as const : "ok" as const,
+    status: each.some((target) => target.status === "degraded") ? "degraded" as const : "ok" as const,
     target: target.url,
     reachable: state.reachable,
     lastPollAt: iso(state.lastPollAt),
@@ -40,7 +107,7 @@ export const health = (viewer: Viewer = {}) => Effect.gen(function*() {
     consecutiveFailures: state.consecutiveFailures,
     lastError: Option.getOrNull(state.lastError.pipe(Option.orElse(() => state.lastJobFault))),
     jobFaults: state.jobFaults,
-    models: state.models.length,
+    models: models.length,
     resident: queue.resident.map(display),
     queueDepth: queue.waiting,
     running: queue.running,
@@ -61,6 +128,26 @@ export const health = (viewer: Viewer = {}) => Effect.gen(function*() {
       })),
       estimates: Object.fromEntries(Object.entries(queue.estimates).map(([model, estimate]) => [display(model), estimate]))
     },
-    jobs
+    jobs,
+    targets: each
   }
 })
+
+export type HealthReport = Effect.Effect.Success<ReturnType<typeof health>>
+
+/**
+ * The report as a user key sees it: nothing that says where a target is (its URL, an error
+ * text that may name it, why a wake packet could not be sent). Names stay: they are the
+ * admin's labels, and a user needs them for `X-Foreman-Target`.
+ */
+export const forUser = (report: HealthReport) => {
+  const { lastError: _lastError, target: _target, targets, ...rest } = report
+  return {
+    ...rest,
+    targets: targets.map(({ url: _url, lastError: _error, wake, ...target }) => {
+      if (wake === undefined) return target
+      const { lastError: _wakeError, ...seen } = wake
+      return { ...target, wake: seen }
+    })
+  }
+}

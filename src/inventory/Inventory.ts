@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
-import { ForemanConfig } from "../Config.ts"
+import { ForemanConfig, hostOf } from "../Config.ts"
 import * as Metrics from "../events/Metrics.ts"
 import { Events } from "../events/Events.ts"
 import { type TargetError, TargetUnreachable } from "../Errors.ts"
@@ -145,10 +145,24 @@ export const firstProbe = Duration.millis(500)
 export const probeSchedule = (interval: Duration.Duration) =>
   Schedule.exponential(firstProbe).pipe(Schedule.union(Schedule.spaced(interval)), Schedule.jittered)
 
+export interface InventoryOptions {
+  /**
+   * The target's name (`Target.name`; default: its URL's host): the `target` label of its
+   * gauges and poll counts, and what its log lines and events call it.
+   */
+  readonly name?: string | undefined
+}
+
 /** The inventory of one target, polled through its client; its background fibers live in the scope. */
-export const make = (target: TargetClientService) => Effect.gen(function*() {
+export const make = (target: TargetClientService, options: InventoryOptions = {}) => Effect.gen(function*() {
   const { pollInterval } = yield* ForemanConfig
   const events = yield* Events
+  const name = options.name ?? hostOf(target.url)
+  const up = Metric.tagged(Metrics.targetUp, "target", name)
+  const modelCount = Metric.tagged(Metrics.inventoryModels, "target", name)
+  const polled = Metric.tagged(Metrics.targetPollsTotal, "target", name)
+  const pollsSucceeded = Metric.tagged(polled, "result", "success")
+  const pollsFailed = Metric.tagged(polled, "result", "failure")
   const ref = yield* SubscriptionRef.make(initialState)
   const background = yield* FiberSet.make()
   const prober = yield* FiberHandle.make()
@@ -166,33 +180,34 @@ export const make = (target: TargetClientService) => Effect.gen(function*() {
     }).pipe(
       Effect.tap(([, after]) =>
         Effect.all([
-          Metric.set(Metrics.targetUp, after.reachable ? 1 : 0),
-          Metric.set(Metrics.inventoryModels, after.models.length)
+          Metric.set(up, after.reachable ? 1 : 0),
+          Metric.set(modelCount, after.models.length)
         ], { discard: true })
       ),
       Effect.flatMap(([before, after]) => {
         if (failing(after) && !failing(before)) {
           const error = Option.getOrElse(after.lastError.pipe(Option.orElse(() => after.lastJobFault)), () => "")
           return Effect.logWarning("target degraded").pipe(
-            Effect.annotateLogs({ target: target.url, error }),
+            Effect.annotateLogs({ target: name, url: target.url, error }),
             Effect.zipRight(DateTime.now),
-            Effect.flatMap((now) => events.publish({ _tag: "TargetDegraded", error, at: DateTime.toEpochMillis(now) }))
+            Effect.flatMap((now) => events.publish({ _tag: "TargetDegraded", error, at: DateTime.toEpochMillis(now), target: name }))
           )
         }
         if (!failing(after) && failing(before)) {
           return Effect.logInfo("target recovered").pipe(
             Effect.annotateLogs({
-              target: target.url,
+              target: name,
+              url: target.url,
               models: after.models.length,
               failures: before.consecutiveFailures + before.jobFaults
             }),
             Effect.zipRight(DateTime.now),
-            Effect.flatMap((now) => events.publish({ _tag: "TargetRecovered", at: DateTime.toEpochMillis(now) }))
+            Effect.flatMap((now) => events.publish({ _tag: "TargetRecovered", at: DateTime.toEpochMillis(now), target: name }))
           )
         }
         if (Option.isSome(after.lastSuccessAt) && Option.isNone(before.lastSuccessAt)) {
           return Effect.logInfo("target reached").pipe(
-            Effect.annotateLogs({ target: target.url, models: after.models.length })
+            Effect.annotateLogs({ target: name, url: target.url, models: after.models.length })
           )
         }
         return Effect.void
@@ -211,7 +226,7 @@ export const make = (target: TargetClientService) => Effect.gen(function*() {
   const pollOnce = pollLock.withPermits(1)(
     Effect.gen(function*() {
       const result = yield* Effect.all([target.tags, target.ps], { concurrency: 2 }).pipe(Effect.either)
-      yield* Metric.increment(Metric.tagged(Metrics.targetPollsTotal, "result", result._tag === "Right" ? "success" : "failure"))
+      yield* Metric.increment(result._tag === "Right" ? pollsSucceeded : pollsFailed)
       const now = yield* DateTime.now
       if (result._tag === "Left") {
         yield* recordFailure(result.left, now)

@@ -88,6 +88,7 @@ const finished = (
         priority: job.priority,
         async: job.async,
         ...(job.caller === undefined ? {} : { caller: job.caller }),
+        ...(job.target === undefined ? {} : { target: job.target }),
         status: outcome.status,
         attempts: outcome.attempts,
         queueMs: waitMs,
@@ -101,6 +102,7 @@ const finished = (
       model: modelLabel(job.model),
       status: outcome.status,
       caller: job.caller,
+      target: job.target,
       waitMs,
       durationMs,
       started: outcome.startedAt !== undefined

@@ -94,9 +94,10 @@ export const nameOf = hostOf
 export const make = (client: TargetClient.TargetClientService, options: TargetSpec = {}) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
-    const inventory = yield* Inventory.make(client)
+    const name = options.name ?? nameOf(client.url)
+    const inventory = yield* Inventory.make(client, { name })
     return {
-      name: options.name ?? nameOf(client.url),
+      name,
       url: client.url,
       client,
       inventory,

@@ -209,12 +209,44 @@ const ModelEstimate = Schema.Struct({
   samples: Schema.Number
 }).annotations({ identifier: "ModelEstimate" })
 
+/** A target's Wake-on-LAN, as health reports it (present for a target that has a `wake`). */
+const TargetWake = Schema.Struct({
+  packets: Schema.Number.annotations({ description: "Magic packets sent since foreman started." }),
+  lastAttemptAt: Schema.NullOr(Schema.String),
+  lastWokeAt: Schema.NullOr(Schema.String.annotations({ description: "When it last answered after a wake began." })),
+  lastWakeMillis: Schema.NullOr(Schema.Number.annotations({ description: "How long that wake took: its first packet to the first answer." })),
+  lastError: Schema.optional(Schema.NullOr(Schema.String.annotations({
+    description: "Why the last packet could not be sent (admin keys only)."
+  })))
+}).annotations({ identifier: "TargetWake" })
+
+/** One target as health reports it. `url` and `lastError` for admin keys only (or with keys off). */
+const TargetHealth = Schema.Struct({
+  name: Schema.String.annotations({ description: "Its name: what `X-Foreman-Target` names it by." }),
+  url: Schema.optional(Schema.String),
+  status: Schema.Literal("ok", "degraded"),
+  reachable: Schema.Boolean,
+  lastPollAt: Schema.NullOr(Schema.String),
+  lastSuccessAt: Schema.NullOr(Schema.String),
+  consecutiveFailures: Schema.Number,
+  lastError: Schema.optional(Schema.NullOr(Schema.String)),
+  jobFaults: Schema.Number,
+  models: Schema.Number.annotations({ description: "Models in its last inventory." }),
+  resident: Schema.Array(Schema.String).annotations({ description: "The models its /api/ps listed, as last polled." }),
+  running: Schema.Number.annotations({ description: "Its slots in use." }),
+  slots: Schema.Number.annotations({ description: "Its slots: the jobs it runs at once." }),
+  queue: Schema.optional(WaitingGroup.annotations({ description: "Jobs waiting that only this target can run." })),
+  wake: Schema.optional(TargetWake)
+}).annotations({ identifier: "TargetHealth" })
+
 /**
- * `GET /foreman/health`: how foreman sees the target and its own queue. `target` and
- * `lastError` (which can name the target) only for an admin key, or with keys off.
+ * `GET /foreman/health`: how foreman sees its targets and its own queue. The target fields at
+ * the top are the primary target's (the first configured); `status` is `degraded` when any
+ * target is; `targets` has each. `target` and `lastError` (which can name the target) only
+ * for an admin key, or with keys off.
  */
 export const Health = Schema.Struct({
-  status: Schema.Literal("ok", "degraded"),
+  status: Schema.Literal("ok", "degraded").annotations({ description: "`degraded` when any target is." }),
   target: Schema.optional(Schema.String),
   reachable: Schema.Boolean,
   lastPollAt: Schema.NullOr(Schema.String),
@@ -222,7 +254,7 @@ export const Health = Schema.Struct({
   consecutiveFailures: Schema.Number,
   lastError: Schema.optional(Schema.NullOr(Schema.String)),
   jobFaults: Schema.Number,
-  models: Schema.Number,
+  models: Schema.Number.annotations({ description: "The models `/api/tags` lists: each once over every target." }),
   resident: Schema.Array(Schema.String),
   queueDepth: Schema.Number,
   running: Schema.Number,
@@ -235,7 +267,8 @@ export const Health = Schema.Struct({
     }),
     estimates: Schema.Record({ key: Schema.String, value: ModelEstimate })
   }),
-  jobs: Schema.Record({ key: JobStatus, value: Schema.Number })
+  jobs: Schema.Record({ key: JobStatus, value: Schema.Number }),
+  targets: Schema.Array(TargetHealth).annotations({ description: "Each target, in the configuration's order." })
 }).annotations({ identifier: "Health" })
 
 /** Health without a key while keys are on: only whether foreman is well. */

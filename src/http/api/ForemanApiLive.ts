@@ -20,7 +20,7 @@ import { AsyncJobs } from "../../jobs/AsyncJobs.ts"
 import { decodeJobRequest } from "../../ollama/request.ts"
 import { readBody } from "../body.ts"
 import * as HttpErrors from "../errors.ts"
-import { health } from "../health.ts"
+import { forUser, health } from "../health.ts"
 import { accepted, priorityOf } from "../jobRoute.ts"
 import { ForemanRouter } from "../Router.ts"
 import { BadRequestError, ForemanApi, maxWait, openApi, JobSubmission } from "./ForemanApi.ts"
@@ -88,10 +88,9 @@ const HealthLive = HttpApiBuilder.group(ForemanApi, "health", (handlers) => {
         const report = yield* health(viewer)
         if (access._tag === "Public") return { status: report.status }
         if (Access.isAdmin(access)) return report
-        // A user key does not learn where the target is (its URL, or an error naming it), nor
+        // A user key does not learn where a target is (its URL, or an error naming it), nor
         // how many jobs other keys have stored, nor which requests of theirs wait (`health`).
-        const { lastError: _lastError, target: _target, ...rest } = report
-        return { ...rest, jobs: yield* (yield* AsyncJobs).countsFor(viewer) }
+        return { ...forUser(report), jobs: yield* (yield* AsyncJobs).countsFor(viewer) }
       }))
     .handle("openapi", () => Effect.succeed(document))
 })

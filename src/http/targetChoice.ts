@@ -1,0 +1,64 @@
+/**
+ * Which target a request that is not a job goes to (model management, blobs, `/api/show`, a
+ * forwarded path): the one `X-Foreman-Target` names, else the only one. With several targets
+ * and no header, model management is refused (400, naming the targets): pulling or deleting
+ * on a target picked for the caller is not something to guess.
+ */
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { BadRequest } from "../Errors.ts"
+import { hasModel } from "../inventory/Inventory.ts"
+import * as ModelName from "../ollama/ModelName.ts"
+import type { Target, TargetsService } from "../target/Target.ts"
+import { targetHeader } from "./jobRoute.ts"
+
+const names = (targets: TargetsService) => targets.all.map((target) => target.name).join(", ")
+
+/** The target the request's `X-Foreman-Target` names (none without one); a name no target has is a 400. */
+export const named = (
+  targets: TargetsService,
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<Option.Option<Target>, BadRequest> => {
+  const header = request.headers[targetHeader]?.trim()
+  if (header === undefined || header === "") return Effect.succeed(Option.none())
+  return Option.match(targets.byName(header), {
+    onNone: () =>
+      Effect.fail(new BadRequest({ message: `unknown target ${JSON.stringify(header)} in X-Foreman-Target: the targets are ${names(targets)}` })),
+    onSome: (target) => Effect.succeed(Option.some(target))
+  })
+}
+
+/** The named target, else the only one; with several and no name, a 400 that lists them. */
+export const required = (
+  targets: TargetsService,
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<Target, BadRequest> =>
+  Effect.flatMap(named(targets, request), Option.match({
+    onSome: Effect.succeed,
+    onNone: () =>
+      targets.all.length === 1
+        ? Effect.succeed(targets.primary)
+        : Effect.fail(new BadRequest({ message: `foreman has several targets: name one with the X-Foreman-Target header (${names(targets)})` }))
+  }))
+
+/**
+ * The named target, else the first whose inventory has `model` (by Ollama's name
+ * normalisation), else the primary (whose answer is then Ollama's own for a model it lacks).
+ */
+export const forModel = (
+  targets: TargetsService,
+  request: HttpServerRequest.HttpServerRequest,
+  model: string | undefined
+): Effect.Effect<Target, BadRequest> =>
+  Effect.flatMap(named(targets, request), Option.match({
+    onSome: Effect.succeed,
+    onNone: () => {
+      const key = model === undefined ? Option.none() : ModelName.keyOf(model)
+      if (targets.all.length === 1 || Option.isNone(key)) return Effect.succeed(targets.primary)
+      return Effect.map(
+        Effect.findFirst(targets.all, (target) => Effect.map(target.inventory.get, (state) => hasModel(state, key.value))),
+        Option.getOrElse(() => targets.primary)
+      )
+    }
+  }))
