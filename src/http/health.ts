@@ -34,15 +34,16 @@ const isoOrNull = (ms: number | undefined) => (ms === undefined ? null : isoAt(m
  * The target's wake status (`WakeStatus`, kept by its Wake-on-LAN loop), once the target
  * carries one: read through here only, so that its absence reads as no packet sent yet.
  */
-export const wakeStatusOf = (target: Target): WakeStatus | undefined =>
-  (target as Target & { readonly wakeStatus?: WakeStatus }).wakeStatus
+export const wakeStatusOf = (target: Target): WakeStatus | undefined => target.wakeStatus
 
 /**
  * The jobs waiting that only `target` can run, once the scheduler says so (`QueueStats.byTarget`,
  * by target name); undefined until it does.
  */
-export const queueOf = (stats: QueueStats, target: Target): WaitingGroup | undefined =>
-  (stats as QueueStats & { readonly byTarget?: Readonly<Record<string, WaitingGroup>> }).byTarget?.[target.name]
+export const queueOf = (stats: QueueStats, target: Target): WaitingGroup | undefined => {
+  const mine = stats.byTarget[target.name]
+  return mine === undefined ? undefined : { waiting: mine.waiting, oldestWaitMs: mine.oldestWaitMs }
+}
 
 /** A model of a target's `/api/ps`, in Ollama's display form. */
 const residentName = (entry: PsModel) => {

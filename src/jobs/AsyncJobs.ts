@@ -142,15 +142,18 @@ interface Progress {
   /** When the last attempt was sent to the target, and when its answer began. */
   dispatchedAt?: number | undefined
   startedAt: number | undefined
+  /** The target of the last attempt, by name. */
+  target?: string | undefined
 }
 
-const info = (job: JobRecord): JobInfo => ({
+const info = (job: JobRecord, target?: string): JobInfo => ({
   id: job.id,
   endpoint: job.endpoint,
   model: job.model,
   priority: job.priority,
   async: true,
-  ...(job.owner === null ? {} : { caller: ownerName(job.owner) })
+  ...(job.owner === null ? {} : { caller: ownerName(job.owner) }),
+  ...(target === undefined ? {} : { target })
 })
 
 const encoder = new TextEncoder()
@@ -223,6 +226,7 @@ export const make = Effect.gen(function*() {
           )
         }
         const { inventory } = target
+        progress.target = target.name
         progress.dispatchedAt = yield* Clock.currentTimeMillis
         yield* store.markRunning(job.id, progress.dispatchedAt)
         // Generate and chat are asked for the stream and folded (see fold.ts): with
@@ -254,7 +258,7 @@ export const make = Effect.gen(function*() {
         )
         progress.attempts = yield* store.countAttempt(job.id)
         progress.startedAt = yield* Clock.currentTimeMillis
-        yield* report.started(info(job), progress.startedAt, progress.dispatchedAt - job.createdAt)
+        yield* report.started(info(job, progress.target), progress.startedAt, progress.dispatchedAt - job.createdAt)
         const bytes = yield* readAll(upstream.body, {
           limit: maxAnswerBytes,
           overflow: "destroy",
@@ -341,12 +345,12 @@ export const make = Effect.gen(function*() {
       })
       if (outcome._tag === "Right") {
         yield* end(job.id, { status: "succeeded", at, result: outcome.right })
-        yield* report.finished(info(job), outcomeOf(200))
+        yield* report.finished(info(job, progress.target), outcomeOf(200))
       } else {
         const failure = outcome.left
         const message = failure._tag === "Unreachable" ? `target unreachable: ${failure.error.message}` : failure.message
         yield* end(job.id, { status: "failed", at, error: message })
-        yield* report.finished(info(job), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
+        yield* report.finished(info(job, progress.target), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
       }
     }).pipe(
       // Interrupted: foreman is shutting down (or the job was cancelled, which ended it first:

@@ -188,7 +188,7 @@ export const make = Effect.gen(function*() {
         ...(spec.load === undefined ? {} : { load: spec.load }),
         ...(spec.target === undefined ? {} : { target: spec.target })
       })
-      const info: JobInfo = {
+      let info: JobInfo = {
         id: ticket.id,
         endpoint: spec.endpoint,
         model: spec.model,
@@ -242,6 +242,8 @@ export const make = Effect.gen(function*() {
       )
       const { inventory } = target
       dispatchedAt = dispatched
+      // Its report names the target that ran it (the log line, `foreman_jobs_total`).
+      info = { ...info, target: target.name }
       const startedAt = yield* Clock.currentTimeMillis
       yield* report.started(info, startedAt, dispatched - ticket.enqueuedAt)
       const ndjson = upstream.contentType?.includes("ndjson") === true

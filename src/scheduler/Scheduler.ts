@@ -96,13 +96,11 @@ export interface WaitingGroup {
   readonly oldestWaitMs: number
 }
 
-/** One target's share of the queue. */
-export interface TargetQueue {
+/** One target's share of the queue: the waiting jobs only it can serve (pinned to it, or no other target has their model). */
+export interface TargetQueue extends WaitingGroup {
   /** Jobs holding one of its slots. */
   readonly running: number
   readonly slots: number
-  /** Waiting jobs only it can serve (pinned to it, or no other target has their model). */
-  readonly waitingOnlyHere: number
   /** Models it holds now (`/api/ps` and what foreman ran last there). */
   readonly resident: ReadonlyArray<string>
 }
@@ -519,11 +517,11 @@ export const make = (policy: Policy) =>
               : (view.has === undefined || view.has(t.model)) &&
                 !targets.all.some((other, i) => i !== index && (stateOf(other, seen[i]!, now).has?.(t.model) ?? true))
           return [target.name, {
+            ...group(several ? tickets.filter(only) : tickets, now),
             running: target.slots.running.size,
             slots: target.slots.size,
-            waitingOnlyHere: several ? tickets.filter(only).length : tickets.length,
             resident: resident(target, seen[index]!, now).map(modelOfUnit)
-          }]
+          } satisfies TargetQueue]
         }))
       } satisfies QueueStats
     })

@@ -18,10 +18,8 @@ import { MetricsPlugin } from "../../plugins/metrics/index.ts"
 import { OpenAiPlugin } from "../../plugins/openai/index.ts"
 import { addKey } from "../../src/auth/KeysFile.ts"
 import { Events } from "../../src/events/Events.ts"
-import { queueOf } from "../../src/http/health.ts"
 import * as Report from "../../src/jobs/report.ts"
-import type { QueueStats } from "../../src/scheduler/Scheduler.ts"
-import { type Target, Targets } from "../../src/target/Target.ts"
+import { Targets } from "../../src/target/Target.ts"
 import type { WakeStatus } from "../../src/target/Waker.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
@@ -348,15 +346,5 @@ describe("the job report", () => {
     expect(counted.map((pair) => Object.fromEntries(pair.metricKey.tags.map((tag) => [tag.key, tag.value])))).toEqual([
       { endpoint: "/api/chat", model: "report-test-model:latest", status: "200", target: "laptop" }
     ])
-  })
-})
-
-describe("health's queue per target", () => {
-  it("is what the scheduler reports for the target's name, once it does", () => {
-    const target = { name: "laptop" } as Target
-    const stats = { waiting: 0 } as unknown as QueueStats
-    expect(queueOf(stats, target)).toBeUndefined()
-    const byTarget = { laptop: { waiting: 2, oldestWaitMs: 1500 } }
-    expect(queueOf({ ...stats, byTarget } as unknown as QueueStats, target)).toEqual({ waiting: 2, oldestWaitMs: 1500 })
   })
 })

@@ -85,6 +85,12 @@ describe("two targets", () => {
     await laptop.sleep()
     try {
       const waiting = client.chat(chat("qwen3"))
+      // Health counts it as the laptop's: only the laptop has its model.
+      await vi.waitFor(async () => {
+        const targets = (await foreman.health())["targets"] as Array<{ name: string; queue?: { waiting: number } }>
+        expect(targets.find((t) => t.name === "laptop")?.queue?.waiting).toBe(1)
+        expect(targets.find((t) => t.name === "desk")?.queue?.waiting).toBe(0)
+      })
       // `shared` is on the desk too: it runs there now rather than wait.
       const d = chats(desk)
       expect((await client.chat(chat("shared"))).message.content).toBe("echo: hi")
