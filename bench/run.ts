@@ -12,12 +12,13 @@ import { latency } from "./latency.ts"
 import { type Benchmark, type Check, describeEnvironment, type Environment, environment, quietMachine, table, verdict } from "./lib.ts"
 import { memory } from "./memory.ts"
 import { policy } from "./policy.ts"
+import { routing } from "./routing.ts"
 import { streaming } from "./streaming.ts"
 import { swaps } from "./swaps.ts"
 import { throughput } from "./throughput.ts"
 
 /** In the order a full run takes them (the issue's); a new benchmark is one import and one entry here. */
-const benchmarks: ReadonlyArray<Benchmark> = [latency, streaming, throughput, policy, memory, swaps, eta]
+const benchmarks: ReadonlyArray<Benchmark> = [latency, streaming, throughput, policy, memory, swaps, eta, routing]
 
 const resultsDir = new URL("./results/", import.meta.url)
 
