@@ -1,7 +1,7 @@
 /** Routing across several targets (issue 17): `place` with `routable`, a pure function. */
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { anonymous, hasRoom, isWarm, place, routable, swapAware, type TargetState, type Waiting } from "../src/scheduler/policy.ts"
+import { anonymous, hasRoom, isWarm, loadedWith, place, routable, swapAware, type TargetState, type Waiting } from "../src/scheduler/policy.ts"
 
 const job = (seq: number, model: string, pin?: string): Waiting => ({
   id: `j${seq}`,
@@ -128,5 +128,19 @@ describe("routing", () => {
       }),
       { numRuns: 500 }
     )
+  })
+
+  it("what a target holds counts its running jobs first: a model a running job loaded pushed out the oldest", () => {
+    // /api/ps said [c, b]; then a job loaded a on a box that holds two: b is gone.
+    expect(loadedWith(["c", "b"], ["a"], 2)).toEqual(["c"])
+    expect(loadedWith(["c", "b"], ["c"], 2)).toEqual(["c", "b"])
+    expect(loadedWith(["c", "b"], [], 1)).toEqual(["c", "b"])
+    // Another unit of a running model was replaced by it.
+    expect(loadedWith(["a num_ctx=8192", "b"], ["a"], 2)).toEqual(["b"])
+    expect(loadedWith(["a", "b"], ["a", "c"], 2)).toEqual(["a"])
+    // So b is not warm on the desk, and goes to the laptop that holds it.
+    const desk = target("desk", ["a", "b", "c"], { resident: loadedWith(["c", "b"], ["a"], 2), running: ["a"], maxLoaded: 2 })
+    const laptop = target("laptop", ["b"], { resident: ["b"] })
+    expect(where([job(1, "b")], [desk, laptop])).toEqual({ job: "j1", target: "laptop" })
   })
 })

@@ -32,6 +32,7 @@ import { type Target, Targets } from "../target/Target.ts"
 import {
   anonymous,
   isSwap,
+  loadedWith,
   type LastRun,
   modelOfUnit,
   place,
@@ -364,7 +365,9 @@ export const make = (policy: Policy) =>
 
     const several = targets.all.length > 1
     /** A target's state as the policy sees it. With one target, routing needs no more. */
-    const stateOf = (target: Target, seen: Seen, now: number): TargetState => ({
+    const stateOf = (target: Target, seen: Seen, now: number): TargetState => {
+      const running = Array.from(target.slots.running.values(), (t) => t.unit ?? t.model)
+      return {
       ...(several
         ? {
           name: target.name,
@@ -373,13 +376,15 @@ export const make = (policy: Policy) =>
         }
         : {}),
       reachable: seen.reachable,
-      running: Array.from(target.slots.running.values(), (t) => t.unit ?? t.model),
-      resident: resident(target, seen, now),
+      running,
+      // A model a running job loaded has pushed out what it evicted, whatever `/api/ps` said.
+      resident: loadedWith(resident(target, seen, now), running, target.maxLoaded),
       freeSlots: target.slots.size - target.slots.running.size,
       // No job can be overdue before the target has served for max-wait since waking.
       maxWait: now - target.residency.servingSince > maxWait ? maxWait : Number.POSITIVE_INFINITY,
       maxLoaded: target.maxLoaded
-    })
+    }
+    }
 
     const decide = place(policy)
 

@@ -360,6 +360,35 @@ const fairShare = (first: Share, others: ReadonlyMap<string, Share>, served: Ser
   return warm ?? due
 }
 
+/**
+ * The units a target holds, its running jobs taken into account: the models of the running
+ * jobs are loaded (a job that loaded one has pushed out what it evicted, whatever the last
+ * `/api/ps` or foreman's own memory said), so of the other resident units only the most
+ * recent fit in beside them, within `maxLoaded`; a resident unit of a model running under
+ * other options was replaced by it. Most recent first, as given.
+ */
+export const loadedWith = (
+  resident: ReadonlyArray<string>,
+  running: ReadonlyArray<string>,
+  maxLoaded: number
+): ReadonlyArray<string> => {
+  if (running.length === 0) return resident
+  const limit = loadLimit(maxLoaded)
+  const models = new Set(running.map(modelOfUnit))
+  const out: Array<string> = []
+  for (const unit of resident) {
+    const model = modelOfUnit(unit)
+    if (models.has(model)) {
+      if (running.includes(unit)) out.push(unit)
+      continue
+    }
+    if (models.size >= limit) continue
+    models.add(model)
+    out.push(unit)
+  }
+  return out
+}
+
 /** A model the target holds and when it lets it go (epoch milliseconds). */
 export interface Residency {
   /** A model key in `/api/ps`'s entries; a unit (`unitOf`) in foreman's own last runs. */
