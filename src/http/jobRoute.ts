@@ -15,9 +15,10 @@ import { BadRequest } from "../Errors.ts"
 import { AsyncJobs, type JobView } from "../jobs/AsyncJobs.ts"
 import { Jobs } from "../jobs/Jobs.ts"
 import { type Priority, priorities } from "../scheduler/policy.ts"
-import { type Target, Targets, type TargetsService } from "../target/Target.ts"
+import { Targets } from "../target/Target.ts"
 import type { JobEndpoint } from "../target/TargetClient.ts"
 import { readBody } from "./body.ts"
+import * as TargetChoice from "./targetChoice.ts"
 
 /** Where async jobs are collected. */
 export const jobsPath = "/foreman/v1/jobs"
@@ -30,32 +31,7 @@ export const accepted = (job: JobView) =>
 export const prefersAsync = (request: HttpServerRequest.HttpServerRequest) =>
   (request.headers["prefer"] ?? "").split(",").some((token) => token.trim().toLowerCase() === "respond-async")
 
-/**
- * The request header that names the target a request is for: it pins a job there, and says
- * which target a model-management request (`/api/pull`, ...) or a forwarded path goes to.
- */
-export const targetHeader = "x-foreman-target"
-
-/**
- * The target a request names (`X-Foreman-Target`), by its configured name; none if the
- * header is absent or empty, a 400 for a name no target has.
- */
-export const targetOf = (targets: TargetsService, request: HttpServerRequest.HttpServerRequest) =>
-  Effect.suspend(() => {
-    const header = request.headers[targetHeader]?.trim()
-    if (header === undefined || header === "") return Effect.succeed(Option.none<Target>())
-    return Option.match(targets.byName(header), {
-      onSome: (target) => Effect.succeed(Option.some(target)),
-      onNone: () =>
-        Effect.fail(
-          new BadRequest({
-            message: `unknown target ${JSON.stringify(header)} (X-Foreman-Target): the targets are ${
-              targets.all.map((target) => target.name).join(", ")
-            }`
-          })
-        )
-    })
-  })
+export { targetHeader } from "./targetChoice.ts"
 
 /** The request header that sets a job's priority class. */
 export const priorityHeader = "x-foreman-priority"
@@ -125,7 +101,7 @@ export const makeJobRoute = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const access = yield* FiberRef.get(Access.currentAccess)
       const priority = yield* priorityOf(request, "interactive")
-      const pinned = Option.map(yield* targetOf(targets, request), (target) => target.name)
+      const pinned = Option.map(yield* TargetChoice.named(targets, request), (target) => target.name)
       const bytes = yield* readBody(config.maxBodySize)
       const decoded = yield* options.decode(bytes, request)
       const { endpoint, kind } = options

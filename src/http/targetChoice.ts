@@ -11,7 +11,12 @@ import { BadRequest } from "../Errors.ts"
 import { hasModel } from "../inventory/Inventory.ts"
 import * as ModelName from "../ollama/ModelName.ts"
 import type { Target, TargetsService } from "../target/Target.ts"
-import { targetHeader } from "./jobRoute.ts"
+
+/**
+ * The request header that names the target a request is for: it pins a job there, and says
+ * which target a model-management request (`/api/pull`, ...) or a forwarded path goes to.
+ */
+export const targetHeader = "x-foreman-target"
 
 const names = (targets: TargetsService) => targets.all.map((target) => target.name).join(", ")
 

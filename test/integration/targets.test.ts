@@ -76,7 +76,7 @@ describe("two targets", () => {
     expect(await missing.json()).toEqual({ error: "model 'qwen3' not found" })
     const unknown = await post(foreman.url, "/api/chat", chat("qwen3"), { "x-foreman-target": "nas" })
     expect(unknown.status).toBe(400)
-    expect(await unknown.json()).toEqual({ error: `unknown target "nas" (X-Foreman-Target): the targets are desk, laptop` })
+    expect(await unknown.json()).toEqual({ error: `unknown target "nas" in X-Foreman-Target: the targets are desk, laptop` })
     const none = await post(foreman.url, "/api/chat", chat("nope"))
     expect(none.status).toBe(404)
   })
