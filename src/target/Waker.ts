@@ -74,6 +74,14 @@ export const run = (target: Target, wake: Wake, status: WakeStatus, options: Wak
   const wakeOnce = Effect.gen(function*() {
     const began = yield* Clock.currentTimeMillis
     let sent = 0
+    /** The target answers: the wake is over, and measured. */
+    const woke = Effect.gen(function*() {
+      const at = yield* Clock.currentTimeMillis
+      status.lastWokeAt = at
+      status.lastWakeMillis = at - began
+      yield* Effect.logInfo("target woke").pipe(Effect.annotateLogs({ target: target.name, wakeMs: at - began, packets: sent }))
+      yield* target.inventory.poll
+    })
     while (yield* options.needed) {
       const now = yield* Clock.currentTimeMillis
       yield* send(wake).pipe(
@@ -89,17 +97,14 @@ export const run = (target: Target, wake: Wake, status: WakeStatus, options: Wak
       const resendAt = now + Duration.toMillis(resendAfter(sent))
       while ((yield* Clock.currentTimeMillis) < resendAt) {
         yield* Effect.sleep(readyEvery)
-        if (yield* answers(target)) {
-          const woke = yield* Clock.currentTimeMillis
-          status.lastWokeAt = woke
-          status.lastWakeMillis = woke - began
-          yield* Effect.logInfo("target woke").pipe(Effect.annotateLogs({ target: target.name, wakeMs: woke - began, packets: sent }))
-          yield* target.inventory.poll
-          return
-        }
-        if (!(yield* options.needed)) return
+        if (yield* answers(target)) return yield* woke
+        // No job needs it any more: it may have woken (the inventory's probe saw it first).
+        if (!(yield* options.needed)) break
       }
     }
+    // Not needed any more: because it answers (a wake the probe noticed first), or because the
+    // job left.
+    if (sent > 0 && (yield* answers(target))) yield* woke
   })
   return Effect.forever(
     Effect.gen(function*() {

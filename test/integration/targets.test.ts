@@ -144,5 +144,24 @@ describe("Wake-on-LAN", () => {
     expect(Option.map(mac, WakeOnLan.formatMac)).toEqual(Option.some("02:00:5e:10:00:01"))
     await target.wake()
     expect((await waiting).message.content).toBe("echo: hi")
+    // Health shows the wake: the packets, and how long it took.
+    await vi.waitFor(async () => {
+      const [laptop] = (await foreman!.health())["targets"] as Array<{ name: string; wake?: Record<string, unknown> }>
+      expect(laptop?.name).toBe("laptop")
+      expect(laptop?.wake?.["packets"]).toBe(packets.length)
+      expect(laptop?.wake?.["lastWokeAt"]).toEqual(expect.any(String))
+      expect(laptop?.wake?.["lastWakeMillis"]).toBeGreaterThan(0)
+    })
+  })
+
+  it("sends nothing while no job waits, though the target sleeps", async () => {
+    const before = packets.length
+    // A poll of the sleeping target and a listing: no job.
+    await target.sleep()
+    await vi.waitFor(async () => expect((await foreman!.health()).status).toBe("degraded"))
+    expect((await (await fetch(`${foreman!.url}/api/tags`)).json()).models).toHaveLength(1)
+    const [laptop] = (await foreman!.health())["targets"] as Array<{ wake?: { packets: number } }>
+    expect(laptop?.wake?.packets).toBe(before)
+    await target.wake()
   })
 })
