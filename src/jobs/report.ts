@@ -7,6 +7,7 @@ import * as Option from "effect/Option"
 import * as Metrics from "../events/Metrics.ts"
 import { Events, type JobInfo } from "../events/Events.ts"
 import * as ModelName from "../ollama/ModelName.ts"
+import { Targets } from "../target/Target.ts"
 
 /**
  * A model as a metric label: Ollama's display form of its normalised name, so `LLAMA3.2`,
@@ -60,16 +61,23 @@ export interface Outcome {
   readonly error?: string | undefined
 }
 
-export const make = Effect.map(Events, (events): Reporter => ({
-  queued: (job, at) => events.publish({ _tag: "JobQueued", job, at }),
-  started: (job, at, waitMs) => events.publish({ _tag: "JobStarted", job, at, waitMs }),
-  finished: (job, outcome) => finished(events, job, outcome)
-}))
+export const make = Effect.gen(function*() {
+  const events = yield* Events
+  // The `target` label of the job metrics comes with a second target (one target: the
+  // series are what they were); the log line names the target either way.
+  const several = Option.match(yield* Effect.serviceOption(Targets), { onNone: () => true, onSome: (targets) => targets.all.length > 1 })
+  return {
+    queued: (job, at) => events.publish({ _tag: "JobQueued", job, at }),
+    started: (job, at, waitMs) => events.publish({ _tag: "JobStarted", job, at, waitMs }),
+    finished: (job, outcome) => finished(events, job, outcome, several)
+  } satisfies Reporter
+})
 
 const finished = (
   events: Events["Type"],
   job: JobInfo,
-  outcome: Outcome
+  outcome: Outcome,
+  labelTarget: boolean
 ) =>
   Effect.gen(function*() {
     // In the queue until dispatched; at the target from dispatch (model load and all) to the
@@ -102,7 +110,7 @@ const finished = (
       model: modelLabel(job.model),
       status: outcome.status,
       caller: job.caller,
-      target: job.target,
+      target: labelTarget ? job.target : undefined,
       waitMs,
       durationMs,
       started: outcome.startedAt !== undefined

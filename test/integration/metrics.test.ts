@@ -81,7 +81,7 @@ describe("the metrics plugin", () => {
       expect(family(families, name)!.help, name).toBeTruthy()
     }
     expect(samples(families, "foreman_jobs_total").map((s) => Object.keys(s.labels).sort()))
-      .toContainEqual(["endpoint", "model", "status", "target"])
+      .toContainEqual(["endpoint", "model", "status"])
     expect(sum(families, "foreman_inventory_models")).toBe(2)
     expect(sum(families, "foreman_target_up")).toBe(1)
   })

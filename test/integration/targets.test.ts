@@ -48,7 +48,7 @@ describe("two targets", () => {
     expect((await client.chat(chat("qwen3"))).message.content).toBe("echo: hi")
     expect((await client.chat(chat("llama3.2"))).message.content).toBe("echo: hi")
     expect([chats(desk) - d, chats(laptop) - l]).toEqual([1, 1])
-    expect(desk.calls.at(-1)?.body).toMatchObject({ model: "llama3.2" })
+    expect(desk.calls.filter((c) => c.path === "/api/chat").at(-1)?.body).toMatchObject({ model: "llama3.2" })
     expect(laptop.calls.filter((c) => c.path === "/api/chat").at(-1)?.body).toMatchObject({ model: "qwen3" })
   })
 
