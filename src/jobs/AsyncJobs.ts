@@ -61,6 +61,8 @@ export interface JobView {
   readonly startedAt: string | null
   readonly finishedAt: string | null
   readonly attempts: number
+  /** The target it is pinned to (`X-Foreman-Target`), if any. */
+  readonly target?: string
   /** 1-based place in the order the queue is expected to dispatch, while queued. */
   readonly position?: number
   /** When it is expected to be sent to the target, while queued (ISO; once job times are measured). */
@@ -192,6 +194,7 @@ export const make = Effect.gen(function*() {
         startedAt: iso(startedAt),
         finishedAt: iso(job.finishedAt),
         attempts: job.attempts,
+        ...(job.target === null ? {} : { target: job.target }),
         ...(estimate?._tag === "Queued" ? { position: estimate.position } : {}),
         ...(estimate?._tag === "Queued" && estimate.startAt !== undefined ? { estimatedStartAt: iso(estimate.startAt)! } : {}),
         ...(estimate?.finishAt === undefined ? {} : { estimatedFinishAt: iso(estimate.finishAt)! }),

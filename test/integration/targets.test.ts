@@ -81,6 +81,20 @@ describe("two targets", () => {
     expect(none.status).toBe(404)
   })
 
+  it("an async job is pinned by the header or the API's body field, and its view says so", async () => {
+    const viaHeader = await post(foreman.url, "/api/chat", chat("shared"), { prefer: "respond-async", "x-foreman-target": "desk" })
+    expect(viaHeader.status).toBe(202)
+    const viaApi = await post(foreman.url, "/foreman/v1/jobs", { endpoint: "/api/chat", body: chat("shared"), target: "laptop" })
+    expect(viaApi.status).toBe(202)
+    const done = await Promise.all([viaHeader, viaApi].map(async (response) => {
+      const location = response.headers.get("location")!
+      return (await (await fetch(`${foreman.url}${location}?wait=30s`)).json()) as { status: string; target?: string }
+    }))
+    expect(done).toMatchObject([{ status: "succeeded", target: "desk" }, { status: "succeeded", target: "laptop" }])
+    const unknown = await post(foreman.url, "/foreman/v1/jobs", { endpoint: "/api/chat", body: chat("shared"), target: "nas" })
+    expect(unknown.status).toBe(400)
+  })
+
   it("with the laptop asleep, the desk's work flows and the laptop-only model waits for it", async () => {
     await laptop.sleep()
     try {

@@ -155,7 +155,10 @@ export const JobSubmission = Schema.Struct({
   body: Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({
     description: "The request body the route takes, with exactly the checks a sync request gets."
   }),
-  priority: Schema.optional(Priority)
+  priority: Schema.optional(Priority),
+  target: Schema.optional(Schema.String.annotations({
+    description: "The target it must run on, by name (as the X-Foreman-Target header says it on the other routes)."
+  }))
 }).annotations({ identifier: "JobSubmission" })
 
 /** An async job as the API shows it. */
@@ -169,6 +172,7 @@ export const Job = Schema.Struct({
   startedAt: Schema.NullOr(Schema.String),
   finishedAt: Schema.NullOr(Schema.String),
   attempts: Schema.Number.annotations({ description: "The times the target took the job." }),
+  target: Schema.optional(Schema.String.annotations({ description: "The target it is pinned to (X-Foreman-Target), if any." })),
   position: Schema.optional(Schema.Number.annotations({
     description: "1-based place in the order the queue is expected to dispatch, while queued (an estimate: later interactive jobs, or jobs for the loaded model, can still go ahead)."
   })),

@@ -23,6 +23,8 @@ import * as HttpErrors from "../errors.ts"
 import { forUser, health } from "../health.ts"
 import { accepted, priorityOf } from "../jobRoute.ts"
 import { ForemanRouter } from "../Router.ts"
+import * as TargetChoice from "../targetChoice.ts"
+import { Targets } from "../../target/Target.ts"
 import { BadRequestError, ForemanApi, maxWait, openApi, JobSubmission } from "./ForemanApi.ts"
 
 /** Whose jobs the request may see (a user key: its own). */
@@ -35,6 +37,7 @@ const JobsLive = HttpApiBuilder.group(ForemanApi, "jobs", (handlers) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
     const asyncJobs = yield* AsyncJobs
+    const targets = yield* Targets
     return handlers
       // The body is read here, not by the API: within --max-body-size (413), and a body that
       // is not JSON or not a submission is a 400 that says so.
@@ -48,7 +51,7 @@ const JobsLive = HttpApiBuilder.group(ForemanApi, "jobs", (handlers) =>
           const submission = yield* Schema.decodeUnknown(JobSubmission)(json).pipe(
             Effect.mapError((error) =>
               new BadRequest({
-                message: `expected {"endpoint": "/api/chat" | "/api/generate" | "/api/embed" | "/api/embeddings", "body": {...}, "priority"?: "interactive" | "normal" | "batch"}: ${error.message}`
+                message: `expected {"endpoint": "/api/chat" | "/api/generate" | "/api/embed" | "/api/embeddings", "body": {...}, "priority"?: "interactive" | "normal" | "batch", "target"?: NAME}: ${error.message}`
               })
             )
           )
@@ -57,7 +60,25 @@ const JobsLive = HttpApiBuilder.group(ForemanApi, "jobs", (handlers) =>
           const decoded = yield* decodeJobRequest(endpoint, encoder.encode(Json.encode(submission.body)))
           const priority = submission.priority ?? (yield* priorityOf(request, "batch"))
           const owner = Access.owner(yield* FiberRef.get(Access.currentAccess))
-          return accepted(yield* asyncJobs.submit({ endpoint, kind: endpoint, model: decoded.model, body: decoded.body, priority, owner }))
+          // The body's `target`, else the header's; either must name a target.
+          const named = submission.target === undefined
+            ? yield* TargetChoice.named(targets, request)
+            : Option.some(yield* Option.match(targets.byName(submission.target), {
+              onSome: Effect.succeed,
+              onNone: () =>
+                Effect.fail(new BadRequest({
+                  message: `unknown target ${JSON.stringify(submission.target)}: the targets are ${targets.all.map((t) => t.name).join(", ")}`
+                }))
+            }))
+          return accepted(yield* asyncJobs.submit({
+            endpoint,
+            kind: endpoint,
+            model: decoded.model,
+            body: decoded.body,
+            priority,
+            owner,
+            ...(Option.isSome(named) ? { target: named.value.name } : {})
+          }))
         }).pipe(Effect.mapError(HttpErrors.api)))
       .handle("list", ({ urlParams }) =>
         Effect.flatMap(viewer, (viewer) =>
