@@ -172,11 +172,21 @@ export const isWarm = (unit: string, target: Pick<TargetState, "resident" | "run
  */
 export const hasRoom = (unit: string, target: Pick<TargetState, "resident" | "running" | "maxLoaded">): boolean => {
   if (isWarm(unit, target)) return true
-  const model = modelOfUnit(unit)
-  const loaded = new Set<string>()
-  for (const held of target.resident) loaded.add(modelOfUnit(held))
-  for (const held of target.running) loaded.add(modelOfUnit(held))
-  return !loaded.has(model) && loaded.size < loadLimit(target.maxLoaded)
+  const loaded = loadedModels(target)
+  return !loaded.has(modelOfUnit(unit)) && loaded.size < loadLimit(target.maxLoaded)
+}
+
+/** The models a target holds or runs, made once per target state (routing asks per job; a state is a snapshot, never changed). */
+const loadedCache = new WeakMap<object, ReadonlySet<string>>()
+const loadedModels = (target: Pick<TargetState, "resident" | "running">): ReadonlySet<string> => {
+  let loaded = loadedCache.get(target)
+  if (loaded === undefined) {
+    const models = new Set<string>()
+    for (const held of target.resident) models.add(modelOfUnit(held))
+    for (const held of target.running) models.add(modelOfUnit(held))
+    loadedCache.set(target, loaded = models)
+  }
+  return loaded
 }
 
 /**
