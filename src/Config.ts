@@ -171,6 +171,8 @@ export const parseHttpUrl = (s: string): Option.Option<string> => {
 export interface TargetEntry {
   readonly name: string
   readonly url: string
+  /** Whether the name was given (`NAME=URL`) rather than taken from the URL's host. */
+  readonly named: boolean
 }
 
 /** A target's name: letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
@@ -199,7 +201,7 @@ export const parseTargetList = (s: string): Option.Option<ReadonlyArray<TargetEn
     const name = named ? text.slice(0, equals).trim() : undefined
     const url = parseHttpUrl(named ? text.slice(equals + 1) : text)
     if (Option.isNone(url) || (name !== undefined && !isTargetName(name))) return Option.none()
-    entries.push({ name: name ?? hostOf(url.value), url: url.value })
+    entries.push({ name: name ?? hostOf(url.value), url: url.value, named: name !== undefined })
   }
   const names = new Set(entries.map((entry) => entry.name.toLowerCase()))
   return names.size === entries.length ? Option.some(entries) : Option.none()

@@ -10,7 +10,7 @@ const wake: Wake = { mac: Option.getOrThrow(WakeOnLan.parseMac("02:00:00:00:00:0
 
 /** A target whose readiness and the need for it the test sets; it counts polls and packets. */
 const setup = () => {
-  const world = { awake: false, needed: false, polls: 0, sent: [] as Array<number>, hangs: false }
+  const world = { awake: false, needed: false, polls: 0, sent: [] as Array<number>, hangs: false, pollFails: false }
   const target = {
     name: "laptop",
     client: {
@@ -22,11 +22,12 @@ const setup = () => {
           : Effect.fail(new TargetUnreachable({ url: "http://laptop:11434", message: "connect EHOSTUNREACH" }))
       )
     },
-    inventory: { poll: Effect.sync(() => (world.polls += 1, true)) }
+    inventory: { poll: Effect.sync(() => (world.polls += 1, world.awake && !world.pollFails)) }
   } as unknown as Target
   const status = Waker.emptyStatus()
   const loop = Waker.run(target, wake, status, {
-    needed: Effect.sync(() => world.needed && !world.awake),
+    // Needed while a job waits and the inventory has not seen it up.
+    needed: Effect.sync(() => world.needed && !(world.awake && !world.pollFails && world.polls > 0)),
     send: () => Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) => Effect.sync(() => void world.sent.push(now)))
   })
   return { world, status, loop }
@@ -76,6 +77,24 @@ describe("Waker", () => {
       world.needed = true
       yield* TestClock.adjust(Duration.seconds(2))
       expect(world.sent.length).toBe(3)
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a target that answers /api/version but not its poll is not awake yet: no more packets than the backoff's, no wake counted", () =>
+    Effect.gen(function*() {
+      const { loop, status, world } = setup()
+      world.needed = true
+      const fiber = yield* Effect.fork(loop)
+      yield* TestClock.adjust(Duration.millis(1))
+      world.awake = true
+      world.pollFails = true
+      yield* TestClock.adjust(Duration.seconds(60))
+      // At 0, 2, 6, 14, 30 and 60 s: the backoff's, not one per poll.
+      expect(world.sent.length).toBe(6)
+      expect(status.lastWokeAt).toBeUndefined()
+      world.pollFails = false
+      yield* TestClock.adjust(Waker.readyEvery)
+      expect(status.lastWokeAt).toBeDefined()
       yield* Fiber.interrupt(fiber)
     }))
 

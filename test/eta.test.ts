@@ -210,6 +210,31 @@ describe("forecast", () => {
   })
 })
 
+describe("the forecast over several targets", () => {
+  it("routes as dispatch does: a pinned job waits for its target only, a model goes where it is", () => {
+    const pinned = { ...job(4, "b"), target: "laptop" }
+    const desk = target({
+      name: "desk",
+      has: (model) => model === "a",
+      running: [{ id: "r1", model: "a", startedAt: 0, load: false }],
+      resident: ["a"]
+    })
+    const laptop = target({
+      name: "laptop",
+      has: (model) => model === "b",
+      running: [{ id: "r2", model: "b", startedAt: 0, load: false }],
+      resident: ["b"]
+    })
+    // a: 1 s a job; b: 2 s. The desk frees at 1 s, the laptop at 2 s.
+    expect(rows({ waiting: [job(1, "a"), job(2, "a"), job(3, "a"), pinned], targets: [desk, laptop] })).toEqual([
+      ["j1", 1, 1_000, 2_000],
+      ["j2", 2, 2_000, 3_000],
+      ["j4", 3, 2_000, 4_000],
+      ["j3", 4, 3_000, 4_000]
+    ])
+  })
+})
+
 describe("the Scheduler's forecast", () => {
   const A = "a:latest"
   const B = "b:latest"

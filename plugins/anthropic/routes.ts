@@ -5,14 +5,12 @@
  * the target sends it; one the target breaks off ends with Anthropic's `error` event. Every
  * expected failure answers in Anthropic's envelope.
  */
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import { type ForemanError, ForemanRouter, HttpErrors, makeJobRoute } from "../../src/index.ts"
+import { ForemanRouter, HttpErrors, makeJobRoute } from "../../src/index.ts"
 import * as Request from "./request.ts"
 
-/** Answers a handler's expected failures in Anthropic's envelope (defects stay the server's 500). */
-const inAnthropicDialect = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, ForemanError, R>) =>
-  handler.pipe(Effect.catchAll((error) => Effect.map(HttpErrors.replyOptions, (options) => HttpErrors.anthropic(error, options))))
+/** Expected failures answer in Anthropic's envelope. */
+const inAnthropicDialect = HttpErrors.inDialect("anthropic")
 
 const encoder = new TextEncoder()
 

@@ -6,6 +6,8 @@
  *   POST /v1/chat/completions    a job, passed to the target's own /v1 route
  *   POST /v1/completions         a job
  *   POST /v1/embeddings          a job
+ *   POST /v1/responses           a job (OpenAI's Responses API)
+ *   POST /v1/audio/transcriptions  a job, in the request (a multipart form)
  *
  * Jobs get what the Ollama routes get: the model checked before queueing (404 at once for a
  * missing one), `X-Foreman-Priority`, the queue, waiting through the target's naps, and

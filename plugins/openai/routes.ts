@@ -10,13 +10,12 @@
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import { type ForemanError, ForemanRouter, HttpErrors, makeJobRoute, TargetInventories, Targets } from "../../src/index.ts"
+import { ForemanRouter, HttpErrors, makeJobRoute, TargetInventories, Targets } from "../../src/index.ts"
 import * as Models from "./models.ts"
 import * as Request from "./request.ts"
 
-/** Answers a handler's expected failures in OpenAI's envelope (defects stay the server's 500). */
-const inOpenAiDialect = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, ForemanError, R>) =>
-  handler.pipe(Effect.catchAll((error) => Effect.map(HttpErrors.replyOptions, (options) => HttpErrors.openAi(error, options))))
+/** Expected failures answer in OpenAI's envelope. */
+const inOpenAiDialect = HttpErrors.inDialect("openai")
 
 export const layer = ForemanRouter.use((router) =>
   Effect.gen(function*() {

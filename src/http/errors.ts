@@ -109,6 +109,20 @@ export const inDialectOf = (url: string, error: ForemanError, options?: ReplyOpt
   }
 }
 
+/**
+ * A route's expected failures answered in a dialect (a plugin's routes: `inDialect("openai")`);
+ * defects stay the server's 500.
+ */
+export const inDialect = (dialect: Dialect) =>
+<R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, ForemanError, R>) =>
+  handler.pipe(Effect.catchAll((error) => Effect.map(replyOptions, (options) => renderers[dialect](error, options))))
+
+const renderers: Record<Dialect, (error: ForemanError, options?: ReplyOptions) => HttpServerResponse.HttpServerResponse> = {
+  ollama: (error, options) => ollama(error, options),
+  openai: (error, options) => openAi(error, options),
+  anthropic: (error, options) => anthropic(error, options)
+}
+
 /** The failures foreman's own API (`/foreman/v1/jobs*`) answers with. */
 export type ApiFailure = BadRequest | BodyTooLarge | ModelNotFound | JobNotFound | JobConflict
 

@@ -58,6 +58,8 @@ const targetHealth = (target: Target, stats: QueueStats) =>
     const wake = target.wake === undefined ? undefined : (wakeStatusOf(target) ?? emptyStatus())
     return {
       name: target.name,
+      /** How a user key sees it named (`Target.publicName`); `forUser` puts it in `name`. */
+      publicName: target.publicName,
       url: target.url,
       status: isDegraded(state) ? "degraded" as const : "ok" as const,
       reachable: state.reachable,
@@ -145,10 +147,11 @@ export const forUser = (report: HealthReport) => {
   const { lastError: _lastError, target: _target, targets, ...rest } = report
   return {
     ...rest,
-    targets: targets.map(({ url: _url, lastError: _error, wake, ...target }) => {
-      if (wake === undefined) return target
+    // A target's name may be its host (an address): a user key sees its public name.
+    targets: targets.map(({ url: _url, lastError: _error, wake, name: _name, publicName, ...target }) => {
+      if (wake === undefined) return { name: publicName, ...target }
       const { lastError: _wakeError, ...seen } = wake
-      return { ...target, wake: seen }
+      return { name: publicName, ...target, wake: seen }
     })
   }
 }

@@ -6,7 +6,9 @@
  */
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import { currentAccess, isAdmin } from "../auth/access.ts"
 import { BadRequest } from "../Errors.ts"
 import { hasModel } from "../inventory/Inventory.ts"
 import * as ModelName from "../ollama/ModelName.ts"
@@ -18,7 +20,24 @@ import type { Target, TargetsService } from "../target/Target.ts"
  */
 export const targetHeader = "x-foreman-target"
 
-const names = (targets: TargetsService) => targets.all.map((target) => target.name).join(", ")
+/**
+ * The targets' names as the caller may read them: an admin their names, anyone else their
+ * public names (a name taken from a URL's host is an address).
+ */
+const names = (targets: TargetsService) =>
+  Effect.map(
+    FiberRef.get(currentAccess),
+    (access) => targets.all.map((target) => (isAdmin(access) ? target.name : target.publicName)).join(", ")
+  )
+
+/** The target of that name (or public name), or a 400 that lists the targets; `where` says where the name came from. */
+export const byName = (targets: TargetsService, name: string, where: string): Effect.Effect<Target, BadRequest> =>
+  Option.match(targets.byName(name), {
+    onSome: Effect.succeed,
+    onNone: () =>
+      Effect.flatMap(names(targets), (listed) =>
+        Effect.fail(new BadRequest({ message: `unknown target ${JSON.stringify(name)} in ${where}: the targets are ${listed}` })))
+  })
 
 /** The target the request's `X-Foreman-Target` names (none without one); a name no target has is a 400. */
 export const named = (
@@ -27,11 +46,7 @@ export const named = (
 ): Effect.Effect<Option.Option<Target>, BadRequest> => {
   const header = request.headers[targetHeader]?.trim()
   if (header === undefined || header === "") return Effect.succeed(Option.none())
-  return Option.match(targets.byName(header), {
-    onNone: () =>
-      Effect.fail(new BadRequest({ message: `unknown target ${JSON.stringify(header)} in X-Foreman-Target: the targets are ${names(targets)}` })),
-    onSome: (target) => Effect.succeed(Option.some(target))
-  })
+  return Effect.map(byName(targets, header, "X-Foreman-Target"), Option.some)
 }
 
 /** The named target, else the only one; with several and no name, a 400 that lists them. */
@@ -44,7 +59,8 @@ export const required = (
     onNone: () =>
       targets.all.length === 1
         ? Effect.succeed(targets.primary)
-        : Effect.fail(new BadRequest({ message: `foreman has several targets: name one with the X-Foreman-Target header (${names(targets)})` }))
+        : Effect.flatMap(names(targets), (listed) =>
+          Effect.fail(new BadRequest({ message: `foreman has several targets: name one with the X-Foreman-Target header (${listed})` })))
   }))
 
 /**

@@ -24,7 +24,7 @@ import type { Priority } from "../scheduler/policy.ts"
 import { Scheduler, type Ticket } from "../scheduler/Scheduler.ts"
 import * as ModelName from "../ollama/ModelName.ts"
 import { loadOf } from "../ollama/request.ts"
-import type { Target } from "../target/Target.ts"
+import { type Target, Targets } from "../target/Target.ts"
 import type { JobEndpoint } from "../target/TargetClient.ts"
 import { finished, type JobPage, type JobRecord, type JobStatus, JobStore } from "./JobStore.ts"
 import { readAll } from "../streams/streams.ts"
@@ -166,6 +166,7 @@ export const make = Effect.gen(function*() {
   const store = yield* JobStore
   const scheduler = yield* Scheduler
   const jobs = yield* Jobs
+  const targets = yield* Targets
   // Runners run on the layer's runtime, not forked from the submitting request (a queued
   // job must not keep that request's objects alive for hours), and belong to the layer's
   // scope: at shutdown they are interrupted and awaited, their jobs left queued.
@@ -194,7 +195,8 @@ export const make = Effect.gen(function*() {
         startedAt: iso(startedAt),
         finishedAt: iso(job.finishedAt),
         attempts: job.attempts,
-        ...(job.target === null ? {} : { target: job.target }),
+        // As anyone may read it: a name taken from a URL's host is an address.
+        ...(job.target === null ? {} : { target: Option.match(targets.byName(job.target), { onNone: () => job.target!, onSome: (t) => t.publicName }) }),
         ...(estimate?._tag === "Queued" ? { position: estimate.position } : {}),
         ...(estimate?._tag === "Queued" && estimate.startAt !== undefined ? { estimatedStartAt: iso(estimate.startAt)! } : {}),
         ...(estimate?.finishAt === undefined ? {} : { estimatedFinishAt: iso(estimate.finishAt)! }),
@@ -439,6 +441,15 @@ export const make = Effect.gen(function*() {
   for (const job of yield* store.unfinished) {
     const attempts = job.status === "running" ? yield* store.countAttempt(job.id) : job.attempts
     if (job.status === "running") yield* store.requeue(job.id)
+    if (job.target !== null && Option.isNone(targets.byName(job.target))) {
+      // Pinned to a target this process does not have: it cannot run, and must not run elsewhere.
+      const at = yield* Clock.currentTimeMillis
+      const error = `its target ${JSON.stringify(job.target)} is no longer configured`
+      if (yield* end(job.id, { status: "failed", at, error })) {
+        yield* report.finished(info(job), { status: "failed", enqueuedAt: job.createdAt, startedAt: undefined, at, attempts, error })
+      }
+      continue
+    }
     yield* start({ ...job, status: "queued", attempts })
   }
 

@@ -65,7 +65,7 @@ export const make = Effect.gen(function*() {
   const events = yield* Events
   // The `target` label of the job metrics comes with a second target (one target: the
   // series are what they were); the log line names the target either way.
-  const several = Option.match(yield* Effect.serviceOption(Targets), { onNone: () => true, onSome: (targets) => targets.all.length > 1 })
+  const several = Option.match(yield* Effect.serviceOption(Targets), { onNone: () => false, onSome: (targets) => targets.all.length > 1 })
   return {
     queued: (job, at) => events.publish({ _tag: "JobQueued", job, at }),
     started: (job, at, waitMs) => events.publish({ _tag: "JobStarted", job, at, waitMs }),

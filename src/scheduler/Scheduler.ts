@@ -496,6 +496,8 @@ export const make = (policy: Policy) =>
     const stats = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const seen = yield* residencies(now)
+      // Each target's view once (the per-target counts below ask it per job).
+      const views = targets.all.map((target, index) => stateOf(target, seen[index]!, now))
       const tickets = state.waiting.map((e) => e.ticket)
       const models = new Map<string, Array<Ticket>>()
       for (const t of tickets) {
@@ -515,17 +517,17 @@ export const make = (policy: Policy) =>
         ) as Record<Priority, WaitingGroup>,
         estimates: Eta.summary(measurements.measured),
         byTarget: Object.fromEntries(targets.all.map((target, index) => {
-          const view = stateOf(target, seen[index]!, now)
+          const view = views[index]!
           const only = (t: Ticket) =>
             t.target !== undefined
               ? t.target.toLowerCase() === target.name.toLowerCase()
               : (view.has === undefined || view.has(t.model)) &&
-                !targets.all.some((other, i) => i !== index && (stateOf(other, seen[i]!, now).has?.(t.model) ?? true))
+                !views.some((other, i) => i !== index && (other.has?.(t.model) ?? true))
           return [target.name, {
             ...group(several ? tickets.filter(only) : tickets, now),
             running: target.slots.running.size,
             slots: target.slots.size,
-            resident: resident(target, seen[index]!, now).map(modelOfUnit)
+            resident: view.resident.map(modelOfUnit)
           } satisfies TargetQueue]
         }))
       } satisfies QueueStats
@@ -563,18 +565,24 @@ export const make = (policy: Policy) =>
         ? Eta.forecast({
           policy,
           waiting: state.waiting.map((e) => e.ticket),
-          targets: targets.all.map((target, index): Eta.ForecastTarget => ({
-            reachable: seen[index]!.reachable,
-            slots: target.slots.size,
-            running: Array.from(target.slots.running.values(), (t) => {
-              const grant = state.grants.get(t.id)
-              return { id: t.id, model: t.model, unit: t.unit, startedAt: grant?.at ?? now, load: grant?.load ?? false }
-            }),
-            resident: resident(target, seen[index]!, now),
-            maxLoaded: target.maxLoaded,
-            maxWait,
-            servingSince: target.residency.servingSince
-          })),
+          targets: targets.all.map((target, index): Eta.ForecastTarget => {
+            // Routing as dispatch sees it: names for pins, models per target, what is loaded.
+            const view = stateOf(target, seen[index]!, now)
+            return {
+              name: view.name,
+              has: view.has,
+              reachable: view.reachable,
+              slots: target.slots.size,
+              running: Array.from(target.slots.running.values(), (t) => {
+                const grant = state.grants.get(t.id)
+                return { id: t.id, model: t.model, unit: t.unit, startedAt: grant?.at ?? now, load: grant?.load ?? false }
+              }),
+              resident: view.resident,
+              maxLoaded: target.maxLoaded,
+              maxWait,
+              servingSince: target.residency.servingSince
+            }
+          }),
           now,
           served: { starts, last },
           cost: measurements.cost

@@ -4,7 +4,7 @@
  * measured job times and the queue's and targets' states in, the forecast out. The Scheduler
  * keeps the measurements (`makeMeasurements`) and asks for a forecast when someone looks.
  *
- * Measurements, per model (the scheduler's key, so per scheduling unit): an exponentially
+ * Measurements, per model (its key; its units share them): an exponentially
  * weighted moving average (`alpha`) of the time at the target (dispatch to last byte, the
  * `durationMs` of a job that succeeded), kept apart for jobs that ran on a loaded model
  * (`warm`) and jobs whose start made the target load it (`cold`: the load included). The
@@ -205,6 +205,9 @@ export interface Running {
 
 /** One target as the forecast needs it. */
 export interface ForecastTarget {
+  /** As in `TargetState`: its name (pins name it) and which models it has (routing). */
+  readonly name?: string | undefined
+  readonly has?: ((model: string) => boolean) | undefined
   readonly reachable: boolean
   /** Its `--concurrency`. */
   readonly slots: number
@@ -321,6 +324,8 @@ export const forecast = (input: ForecastInput): Forecast => {
   const isLoad = (unit: string, target: SimTarget) =>
     !target.resident.includes(unit) && !target.busy.some((slot) => slot.unit === unit)
   const stateOf = (target: SimTarget): TargetState => ({
+    name: target.of.name,
+    has: target.of.has,
     reachable: target.of.reachable,
     running: target.busy.map((s) => s.unit),
     // Read by the policy within the call only: `release` changes it between calls.

@@ -1,8 +1,8 @@
 /**
  * A target is a value: one Ollama server foreman stands in front of, with everything foreman
  * keeps about it (its client, inventory and poller, its slots and residency, its health in
- * the inventory's state). `Targets` holds one per configured target. Today the configuration
- * names exactly one, `primary`; nothing else reaches for a target's URL.
+ * the inventory's state, its Wake-on-LAN). `Targets` holds one per configured target
+ * (`--target`, or the targets file), the first being the `primary`.
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Arr from "effect/Array"
@@ -60,6 +60,11 @@ export interface Wake {
 export interface Target {
   /** How foreman names it: `--target NAME=URL`'s name, else the host of its URL (`127.0.0.1`, `laptop`). */
   readonly name: string
+  /**
+   * How a caller without an admin key sees it named: its name if one was given, else
+   * `target-N` (its place in the configuration), since a host is an address.
+   */
+  readonly publicName: string
   /** Its base URL, without a trailing slash. */
   readonly url: string
   readonly client: TargetClient.TargetClientService
@@ -80,6 +85,10 @@ export interface Target {
 /** A target as the configuration describes it. */
 export interface TargetSpec {
   readonly name?: string | undefined
+  /** Whether `name` was given rather than taken from the URL's host (default: given if present). */
+  readonly named?: boolean | undefined
+  /** Its place in the configuration, from 1 (`publicName`'s `target-N`). */
+  readonly index?: number | undefined
   /** Its own `--concurrency`. */
   readonly concurrency?: number | undefined
   /** Its own `--max-loaded-models`. */
@@ -98,6 +107,7 @@ export const make = (client: TargetClient.TargetClientService, options: TargetSp
     const inventory = yield* Inventory.make(client, { name })
     return {
       name,
+      publicName: options.name !== undefined && options.named !== false ? name : `target-${options.index ?? 1}`,
       url: client.url,
       client,
       inventory,
@@ -114,7 +124,10 @@ export interface TargetsService {
   readonly all: Arr.NonEmptyReadonlyArray<Target>
   /** The first configured target (the only one, with one `--target`). */
   readonly primary: Target
-  /** The target of that name (names compare case-insensitively). */
+  /**
+   * The target of that name (names compare case-insensitively), or of that public name
+   * (`target-N`, as callers without an admin key see it).
+   */
   readonly byName: (name: string) => Option.Option<Target>
   /**
    * Checks a model on every target (each with its grace re-check): `found` on any of them;
@@ -132,18 +145,20 @@ export const of = (all: Arr.NonEmptyReadonlyArray<Target>): TargetsService => {
   return Targets.of({
     all,
     primary,
-    byName: (name) => Option.fromNullable(names.get(name.trim().toLowerCase())),
+    byName: (name) => {
+      const key = name.trim().toLowerCase()
+      return Option.fromNullable(names.get(key) ?? all.find((target) => target.publicName.toLowerCase() === key))
+    },
     lookup: all.length === 1
       ? primary.inventory.lookup
       : (key) =>
         Effect.gen(function*() {
-          let unknown = false
-          for (const target of all) {
-            const found = yield* target.inventory.lookup(key)
-            if (found === "found") return found
-            if (found === "unknown") unknown = true
-          }
-          return unknown ? "unknown" as const : "missing" as const
+          // A cache that has it answers (no call to any target); else every target's live
+          // re-check at once: each one that sleeps costs a connect timeout.
+          const cached = yield* Effect.forEach(all, (target) => target.inventory.get)
+          if (cached.some((state) => Inventory.hasModel(state, key))) return "found" as const
+          const found = yield* Effect.forEach(all, (target) => target.inventory.lookup(key), { concurrency: "unbounded" })
+          return found.includes("found") ? "found" as const : found.includes("unknown") ? "unknown" as const : "missing" as const
         })
   })
 }
@@ -152,7 +167,7 @@ export const of = (all: Arr.NonEmptyReadonlyArray<Target>): TargetsService => {
 export const fromClients = (
   clients: Arr.NonEmptyReadonlyArray<TargetClient.TargetClientService>
 ): Layer.Layer<Targets, never, ForemanConfig | Events> =>
-  Layer.scoped(Targets, Effect.map(Effect.forEach(clients, (client) => make(client)), (all) => of(all as unknown as Arr.NonEmptyReadonlyArray<Target>)))
+  Layer.scoped(Targets, Effect.map(Effect.forEach(clients, (client, i) => make(client, { index: i + 1 })), (all) => of(all as unknown as Arr.NonEmptyReadonlyArray<Target>)))
 
 const PositiveInt = Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))
 const Name = Schema.String.pipe(Schema.filter((name) => isTargetName(name) || "a name of letters, digits, '.', '_' or '-'"))
@@ -197,6 +212,7 @@ export const readTargetsFile = (file: string): Effect.Effect<Arr.NonEmptyReadonl
       return {
         url,
         name: entry.name ?? hostOf(url),
+        named: entry.name !== undefined,
         concurrency: entry.concurrency,
         maxLoadedModels: entry.maxLoadedModels,
         wake: entry.wake === undefined
@@ -216,7 +232,7 @@ export const configured = Effect.gen(function*() {
   // The setting was checked when it was read; an embedding application's own value too.
   return Option.getOrElse(
     parseTargetList(config.target),
-    () => [{ name: hostOf(config.target), url: config.target }]
+    () => [{ name: hostOf(config.target), url: config.target, named: false }]
   ) as Arr.NonEmptyReadonlyArray<Configured>
 })
 
@@ -225,7 +241,8 @@ export const layer: Layer.Layer<Targets, TargetsFileInvalid, ForemanConfig | Eve
   Targets,
   Effect.gen(function*() {
     const entries = yield* configured
-    const all = yield* Effect.forEach(entries, (entry) => Effect.flatMap(TargetClient.make(entry.url), (client) => make(client, entry)))
+    const all = yield* Effect.forEach(entries, (entry, i) =>
+      Effect.flatMap(TargetClient.make(entry.url), (client) => make(client, { ...entry, index: i + 1 })))
     return of(all as unknown as Arr.NonEmptyReadonlyArray<Target>)
   })
 )

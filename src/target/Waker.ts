@@ -74,13 +74,17 @@ export const run = (target: Target, wake: Wake, status: WakeStatus, options: Wak
   const wakeOnce = Effect.gen(function*() {
     const began = yield* Clock.currentTimeMillis
     let sent = 0
-    /** The target answers: the wake is over, and measured. */
+    /**
+     * Whether it is up: `/api/version` answers, and then its inventory's poll (`/api/tags`,
+     * `/api/ps`) succeeds, which resumes dispatch there. Then the wake is over, and measured.
+     */
     const woke = Effect.gen(function*() {
+      if (!(yield* answers(target)) || !(yield* target.inventory.poll)) return false
       const at = yield* Clock.currentTimeMillis
       status.lastWokeAt = at
       status.lastWakeMillis = at - began
       yield* Effect.logInfo("target woke").pipe(Effect.annotateLogs({ target: target.name, wakeMs: at - began, packets: sent }))
-      yield* target.inventory.poll
+      return true
     })
     while (yield* options.needed) {
       const now = yield* Clock.currentTimeMillis
@@ -97,14 +101,14 @@ export const run = (target: Target, wake: Wake, status: WakeStatus, options: Wak
       const resendAt = now + Duration.toMillis(resendAfter(sent))
       while ((yield* Clock.currentTimeMillis) < resendAt) {
         yield* Effect.sleep(readyEvery)
-        if (yield* answers(target)) return yield* woke
+        if (yield* woke) return
         // No job needs it any more: it may have woken (the inventory's probe saw it first).
         if (!(yield* options.needed)) break
       }
     }
     // Not needed any more: because it answers (a wake the probe noticed first), or because the
     // job left.
-    if (sent > 0 && (yield* answers(target))) yield* woke
+    if (sent > 0) yield* woke
   })
   return Effect.forever(
     Effect.gen(function*() {

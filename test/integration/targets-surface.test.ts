@@ -302,6 +302,39 @@ describe("health's targets with keys and Wake-on-LAN", () => {
   })
 })
 
+describe("a target named after its host, with keys", () => {
+  it("a user key sees it as target-N, may pin to that name, and no 400 lists its host", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "foreman-public-"))
+    const keysFile = join(dir, "keys.json")
+    const root = (await Effect.runPromise(addKey(keysFile, "root", "admin"))).key
+    const alice = (await Effect.runPromise(addKey(keysFile, "alice", "user"))).key
+    const target = await startFakeTarget({ models: ["llama3.2"] })
+    const foreman = await startForeman({ target: target.url, keysFile }, { testClock: true })
+    const as = (key: string) => ({ authorization: `Bearer ${key}` })
+    try {
+      await vi.waitFor(async () =>
+        expect((await (await fetch(`${foreman.url}/foreman/health`, { headers: as(root) })).json()).status).toBe("ok"))
+      const user = await (await fetch(`${foreman.url}/foreman/health`, { headers: as(alice) })).json()
+      expect(targetsOf(user).map((t) => t.name)).toEqual(["target-1"])
+      expect(JSON.stringify(user)).not.toContain("127.0.0.1")
+      const admin = await (await fetch(`${foreman.url}/foreman/health`, { headers: as(root) })).json()
+      expect(targetsOf(admin).map((t) => t.name)).toEqual(["127.0.0.1"])
+      const chat = JSON.stringify({ model: "llama3.2", messages: [{ role: "user", content: "hi" }], stream: false })
+      const pinned = await fetch(`${foreman.url}/api/chat`, { method: "POST", body: chat, headers: { ...as(alice), "x-foreman-target": "target-1" } })
+      expect(pinned.status).toBe(200)
+      const wrong = await fetch(`${foreman.url}/api/chat`, { method: "POST", body: chat, headers: { ...as(alice), "x-foreman-target": "nas" } })
+      expect(wrong.status).toBe(400)
+      expect(await wrong.json()).toEqual({ error: `unknown target "nas" in X-Foreman-Target: the targets are target-1` })
+      const forAdmin = await fetch(`${foreman.url}/api/chat`, { method: "POST", body: chat, headers: { ...as(root), "x-foreman-target": "nas" } })
+      expect(await forAdmin.json()).toEqual({ error: `unknown target "nas" in X-Foreman-Target: the targets are 127.0.0.1` })
+    } finally {
+      await foreman.close()
+      await target.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe("one target", () => {
   it("X-Foreman-Target may name it, and nothing else; health lists it under its host; metrics carry that name", async () => {
     const target = await startFakeTarget({ models: ["llama3.2"] })
@@ -326,7 +359,7 @@ describe("one target", () => {
 })
 
 describe("the job report", () => {
-  it("names the target that ran the job in its log line and in foreman_jobs_total", async () => {
+  it("names the target that ran the job in its log line and, with several targets, in foreman_jobs_total", async () => {
     const lines: Array<Record<string, unknown>> = []
     const logger = Logger.make(({ annotations, message }) => {
       const text = Array.isArray(message) ? message.join(" ") : String(message)
@@ -337,7 +370,12 @@ describe("the job report", () => {
       Effect.gen(function*() {
         const reporter = yield* Report.make
         yield* reporter.finished(job, { status: 200, enqueuedAt: 0, dispatchedAt: 5, startedAt: 10, at: 20, attempts: 1 })
-      }).pipe(Effect.provide(Events.layer), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      }).pipe(
+        Effect.provide(Events.layer),
+        // The target label comes with a second target.
+        Effect.provideService(Targets, { all: [{ name: "desk" }, { name: "laptop" }] } as unknown as Targets["Type"]),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
     )
     expect(lines).toEqual([expect.objectContaining({ job: "j1", target: "laptop", status: 200 })])
     const counted = (await Effect.runPromise(Metric.snapshot)).filter((pair) =>

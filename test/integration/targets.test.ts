@@ -120,6 +120,36 @@ describe("two targets", () => {
   })
 })
 
+describe("a job pinned to a target the next foreman does not have", () => {
+  it("fails at start-up, saying why, rather than run elsewhere", async () => {
+    const desk = await startFakeTarget({ models: ["llama3.2"] })
+    const laptop = await startFakeTarget({ models: ["llama3.2"] })
+    const dir = mkdtempSync(join(tmpdir(), "foreman-pin-"))
+    const db = join(dir, "jobs.db")
+    try {
+      const first = await startForeman({ target: `desk=${desk.url},laptop=${laptop.url}`, db })
+      await vi.waitFor(async () => expect((await first.health()).status).toBe("ok"))
+      await laptop.sleep()
+      const submitted = await post(first.url, "/api/chat", chat("llama3.2"), { prefer: "respond-async", "x-foreman-target": "laptop" })
+      expect(submitted.status).toBe(202)
+      const location = submitted.headers.get("location")!
+      await first.close()
+      const next = await startForeman({ target: `desk=${desk.url}`, db })
+      try {
+        const job = (await (await fetch(`${next.url}${location}`)).json()) as { status: string; error?: string }
+        expect(job).toMatchObject({ status: "failed", error: `its target "laptop" is no longer configured` })
+        expect(desk.calls.filter((c) => c.path === "/api/chat")).toHaveLength(0)
+      } finally {
+        await next.close()
+      }
+    } finally {
+      await desk.close()
+      await laptop.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe("Wake-on-LAN", () => {
   let target: FakeTarget
   let foreman: RunningForeman | undefined

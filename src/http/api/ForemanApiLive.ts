@@ -63,13 +63,7 @@ const JobsLive = HttpApiBuilder.group(ForemanApi, "jobs", (handlers) =>
           // The body's `target`, else the header's; either must name a target.
           const named = submission.target === undefined
             ? yield* TargetChoice.named(targets, request)
-            : Option.some(yield* Option.match(targets.byName(submission.target), {
-              onSome: Effect.succeed,
-              onNone: () =>
-                Effect.fail(new BadRequest({
-                  message: `unknown target ${JSON.stringify(submission.target)}: the targets are ${targets.all.map((t) => t.name).join(", ")}`
-                }))
-            }))
+            : Option.some(yield* TargetChoice.byName(targets, submission.target, "the job's target"))
           return accepted(yield* asyncJobs.submit({
             endpoint,
             kind: endpoint,
