@@ -9,33 +9,11 @@ import { Duration } from "effect"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { AnthropicPlugin } from "../../plugins/anthropic/index.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
+import { collect, rejection, without } from "../support/compare.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
 
-/** Drops what differs between two identical calls: message ids, request ids. */
-const comparable = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(comparable)
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).filter(([key]) => key !== "id" && key !== "request_id" && key !== "_request_id").map(([key, item]) => [key, comparable(item)])
-    )
-  }
-  return value
-}
-
-const rejection = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error("expected the call to fail")
-}
-
-const collect = async <T>(stream: AsyncIterable<T>): Promise<Array<T>> => {
-  const parts: Array<T> = []
-  for await (const part of stream) parts.push(part)
-  return parts
-}
+/** Drops what differs between two identical calls: ids and times. */
+const comparable = without(["id", "request_id", "_request_id"])
 
 const post = (url: string, body: string, headers: Record<string, string> = {}) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body })

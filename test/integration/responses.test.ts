@@ -9,35 +9,11 @@ import OpenAI, { BadRequestError, NotFoundError, toFile } from "openai"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { OpenAiPlugin } from "../../plugins/openai/index.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
+import { collect, rejection, without } from "../support/compare.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
 
-/** Drops what differs between two identical calls: ids and Unix times. */
-const comparable = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(comparable)
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key]) => !["id", "item_id", "created_at", "completed_at", "_request_id"].includes(key))
-        .map(([key, item]) => [key, comparable(item)])
-    )
-  }
-  return value
-}
-
-const rejection = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise
-  } catch (error) {
-    return error
-  }
-  throw new Error("expected the call to fail")
-}
-
-const collect = async <T>(stream: AsyncIterable<T>): Promise<Array<T>> => {
-  const parts: Array<T> = []
-  for await (const part of stream) parts.push(part)
-  return parts
-}
+/** Drops what differs between two identical calls: ids and times. */
+const comparable = without(["id", "item_id", "created_at", "completed_at", "_request_id"])
 
 const post = (url: string, body: string, headers: Record<string, string> = {}) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body })
