@@ -8,12 +8,14 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import { requireAdmin } from "../auth/access.ts"
 import { ForemanConfig } from "../Config.ts"
 import type { BadRequest } from "../Errors.ts"
+import * as GoJson from "../ollama/GoJson.ts"
 import type { VersionResponse } from "../ollama/schema.ts"
 import * as Inventories from "../target/inventories.ts"
 import { type Target, Targets } from "../target/Target.ts"
@@ -44,15 +46,15 @@ const modelsJson = (models: ReadonlyArray<unknown>) => {
 }
 
 /** The model a `/api/show` body names (`name`, the older field, wins as in Ollama), if it says. */
+// `api.ShowRequest`'s names of the model, read as Go reads them (any case, the last one
+// wins); their types are the target's to check.
+const decodeShow = GoJson.decoder(GoJson.struct("api.ShowRequest", { model: GoJson.unchecked("string"), name: GoJson.unchecked("string") }))
+
+/** The model a `/api/show` body names (`name`, the older field, first), to pick a target that has it. */
 const modelOfBody = (body: Uint8Array): string | undefined => {
-  let json: unknown
-  try {
-    json = JSON.parse(new TextDecoder().decode(body))
-  } catch {
-    return undefined
-  }
-  if (typeof json !== "object" || json === null) return undefined
-  const { model, name } = json as { readonly model?: unknown; readonly name?: unknown }
+  const decoded = decodeShow(body)
+  if (Either.isLeft(decoded)) return undefined
+  const { model, name } = decoded.right.fields
   if (typeof name === "string" && name !== "") return name
   return typeof model === "string" ? model : undefined
 }

@@ -178,6 +178,10 @@ describe("two targets", () => {
     const onDesk = await client("desk").show({ model: "gemma3" }).catch((e) => e)
     expect(onDesk.status_code).toBe(404)
     expect([a.count("/api/show") - fromA, b.count("/api/show") - fromB]).toEqual([1, 1])
+    // The body read as Go reads it: a key in another case names the model too.
+    const folded = await fetch(`${foreman.url}/api/show`, { method: "POST", body: JSON.stringify({ Model: "gemma3" }) })
+    expect(folded.status).toBe(200)
+    expect([a.count("/api/show") - fromA, b.count("/api/show") - fromB]).toEqual([1, 2])
   })
 
   it("a forwarded path needs a target too: 400 without one, the named target's own answer with one", async () => {
