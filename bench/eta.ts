@@ -14,7 +14,7 @@ import * as ModelName from "../src/ollama/ModelName.ts"
 import * as Eta from "../src/scheduler/eta.ts"
 import { type Priority, swapAware, type Waiting } from "../src/scheduler/policy.ts"
 import * as TestTarget from "../test/support/TestTarget.ts"
-import { type Benchmark, type Check, checkList, median, millis, percentile, seconds, seededRandom, table } from "./lib.ts"
+import { type Benchmark, type Check, checkList, logNormal, median, millis, percentile, pick, seconds, seededRandom, table } from "./lib.ts"
 
 /** The simulated models: load time, mean job time, and how much job times vary (coefficient of variation). */
 const MODELS = [
@@ -58,22 +58,6 @@ interface SimJob {
   readonly arrivalMs: number
   /** Its time at the target once its model is loaded. */
   readonly workMs: number
-}
-
-const pick = <A>(random: () => number, items: ReadonlyArray<readonly [A, number]>): A => {
-  let x = random() * items.reduce((a, [, w]) => a + w, 0)
-  for (const [item, weight] of items) {
-    x -= weight
-    if (x < 0) return item
-  }
-  return items[items.length - 1]![0]
-}
-
-/** A log-normal sample with the given mean and coefficient of variation. */
-const logNormal = (random: () => number, mean: number, cv: number): number => {
-  const sigma2 = Math.log(1 + cv * cv)
-  const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-  return Math.exp(Math.log(mean) - sigma2 / 2 + Math.sqrt(sigma2) * z)
 }
 
 const workload = (scenario: Scenario, seed: number): ReadonlyArray<SimJob> => {

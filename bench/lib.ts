@@ -175,3 +175,20 @@ export const quietMachine = async (share = 0.15, maxMs = 30_000): Promise<number
     if (busy < share || Date.now() > deadline) return busy
   }
 }
+
+/** One of `items`, drawn with the weight given to each. */
+export const pick = <A>(random: () => number, items: ReadonlyArray<readonly [A, number]>): A => {
+  let x = random() * items.reduce((a, [, w]) => a + w, 0)
+  for (const [item, weight] of items) {
+    x -= weight
+    if (x < 0) return item
+  }
+  return items[items.length - 1]![0]
+}
+
+/** A log-normal sample with the given mean and coefficient of variation. */
+export const logNormal = (random: () => number, mean: number, cv: number): number => {
+  const sigma2 = Math.log(1 + cv * cv)
+  const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
+  return Math.exp(Math.log(mean) - sigma2 / 2 + Math.sqrt(sigma2) * z)
+}

@@ -29,7 +29,7 @@ import * as Scheduler from "../src/scheduler/Scheduler.ts"
 import * as Target from "../src/target/Target.ts"
 import type * as TargetClient from "../src/target/TargetClient.ts"
 import * as TestTarget from "../test/support/TestTarget.ts"
-import { type Benchmark, type Check, checkList, mean, median, percentile, seconds, seededRandom, table } from "./lib.ts"
+import { type Benchmark, type Check, checkList, logNormal, mean, median, percentile, pick, seconds, seededRandom, table } from "./lib.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The workload (set before the first run, not moved after)
@@ -95,22 +95,6 @@ interface Job {
 
 const keyOf = (name: string): string => Option.getOrThrow(ModelName.keyOf(name))
 const modelByKey = new Map<string, (typeof MODELS)[number]>(MODELS.map((m) => [keyOf(m.name), m]))
-
-const pick = <A>(random: () => number, items: ReadonlyArray<readonly [A, number]>): A => {
-  let x = random() * items.reduce((a, [, w]) => a + w, 0)
-  for (const [item, weight] of items) {
-    x -= weight
-    if (x < 0) return item
-  }
-  return items[items.length - 1]![0]
-}
-
-/** A log-normal sample with the given mean and coefficient of variation. */
-const logNormal = (random: () => number, mean: number, cv: number): number => {
-  const sigma2 = Math.log(1 + cv * cv)
-  const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-  return Math.exp(Math.log(mean) - sigma2 / 2 + Math.sqrt(sigma2) * z)
-}
 
 const workload = (seed: number): ReadonlyArray<Job> => {
   const random = seededRandom(seed)

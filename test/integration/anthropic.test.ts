@@ -5,12 +5,12 @@
  * models refused at once, and every error in Anthropic's envelope.
  */
 import Anthropic, { APIError, BadRequestError, NotFoundError } from "@anthropic-ai/sdk"
-import { Duration } from "effect"
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AnthropicPlugin } from "../../plugins/anthropic/index.ts"
-import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
+import type { FakeTarget } from "../support/FakeTarget.ts"
 import { collect, rejection, without } from "../support/compare.ts"
-import { type RunningForeman, startForeman } from "../support/foreman.ts"
+import type { RunningForeman } from "../support/foreman.ts"
+import { startInFront } from "../support/inFront.ts"
 
 /** Drops what differs between two identical calls: ids and times. */
 const comparable = without(["id", "request_id", "_request_id"])
@@ -40,20 +40,19 @@ const weatherTool = {
 describe("through foreman, the Anthropic client gets what the target's /v1/messages gives", () => {
   let target: FakeTarget
   let foreman: RunningForeman
+  let close: () => Promise<void>
   let direct: Anthropic
   let proxied: Anthropic
 
   beforeAll(async () => {
-    target = await startFakeTarget({ models: [{ name: "llama3.2", capabilities: ["completion", "tools"] }], chunks: 4 })
-    foreman = await startForeman({ target: target.url, pollInterval: Duration.millis(100) }, { plugins: AnthropicPlugin.layer })
+    ;({ close, foreman, target } = await startInFront(
+      { models: [{ name: "llama3.2", capabilities: ["completion", "tools"] }], chunks: 4 },
+      { plugins: AnthropicPlugin.layer }
+    ))
     direct = client(target.url)
     proxied = client(foreman.url)
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
   })
-  afterAll(async () => {
-    await foreman?.close()
-    await target?.close()
-  })
+  afterAll(() => close?.())
 
   it("is a plugin named anthropic", () => {
     expect(AnthropicPlugin.name).toBe("anthropic")

@@ -4,13 +4,13 @@
  * streamed event by event, async jobs for responses, missing models refused at once, errors
  * in OpenAI's envelope.
  */
-import { Duration } from "effect"
 import OpenAI, { BadRequestError, NotFoundError, toFile } from "openai"
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { OpenAiPlugin } from "../../plugins/openai/index.ts"
-import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
+import type { FakeTarget } from "../support/FakeTarget.ts"
 import { collect, rejection, without } from "../support/compare.ts"
-import { type RunningForeman, startForeman } from "../support/foreman.ts"
+import type { RunningForeman } from "../support/foreman.ts"
+import { startInFront } from "../support/inFront.ts"
 
 /** Drops what differs between two identical calls: ids and times. */
 const comparable = without(["id", "item_id", "created_at", "completed_at", "_request_id"])
@@ -25,20 +25,19 @@ const request = { model: "llama3.2", input: "why is the sky blue?" }
 describe("through foreman, the openai client's responses and transcriptions match the target's", () => {
   let target: FakeTarget
   let foreman: RunningForeman
+  let close: () => Promise<void>
   let direct: OpenAI
   let proxied: OpenAI
 
   beforeAll(async () => {
-    target = await startFakeTarget({ models: [{ name: "llama3.2", capabilities: ["completion", "tools"] }], chunks: 4 })
-    foreman = await startForeman({ target: target.url, pollInterval: Duration.millis(100) }, { plugins: OpenAiPlugin.layer })
+    ;({ close, foreman, target } = await startInFront(
+      { models: [{ name: "llama3.2", capabilities: ["completion", "tools"] }], chunks: 4 },
+      { plugins: OpenAiPlugin.layer }
+    ))
     direct = client(target.url)
     proxied = client(foreman.url)
-    await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"))
   })
-  afterAll(async () => {
-    await foreman?.close()
-    await target?.close()
-  })
+  afterAll(() => close?.())
 
   it("responses.create, not streamed", async () => {
     const viaForeman = await proxied.responses.create(request)
