@@ -44,7 +44,16 @@ export default defineConfig({
       {
         extends: true,
         // Fast first: its failures show before the slow processes start.
-        test: { name: "fast", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, ...e2e], sequence: { groupOrder: 0 } }
+        test: {
+          name: "fast",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, ...e2e],
+          sequence: { groupOrder: 0 },
+          // Each file still gets modules of its own (a VM context), but the worker processes are
+          // reused: Node does not start and load Effect afresh for each of ~50 files. Measured
+          // here: 75 s with a process per file, 54 s with this.
+          pool: "vmForks"
+        }
       },
       { extends: true, test: { name: "e2e", include: e2e, sequence: { groupOrder: 1 } } }
     ]

@@ -38,7 +38,7 @@ describe("Waker", () => {
     Effect.gen(function*() {
       const { loop, world } = setup()
       const fiber = yield* Effect.fork(loop)
-      yield* TestClock.adjust(Duration.minutes(5))
+      yield* TestClock.adjust(Duration.minutes(1))
       expect(world.sent).toEqual([])
       yield* Fiber.interrupt(fiber)
     }))
@@ -56,7 +56,7 @@ describe("Waker", () => {
       world.awake = true
       yield* TestClock.adjust(Waker.readyEvery)
       const sent = world.sent.length
-      yield* TestClock.adjust(Duration.minutes(5))
+      yield* TestClock.adjust(Duration.minutes(1))
       expect(world.sent.length).toBe(sent)
       expect(world.polls).toBe(1)
       expect(status.lastWakeMillis).toBeGreaterThan(120_000)
@@ -72,7 +72,7 @@ describe("Waker", () => {
       yield* TestClock.adjust(Duration.seconds(3))
       expect(world.sent.length).toBe(2)
       world.needed = false
-      yield* TestClock.adjust(Duration.minutes(5))
+      yield* TestClock.adjust(Duration.minutes(1))
       expect(world.sent.length).toBe(2)
       world.needed = true
       yield* TestClock.adjust(Duration.seconds(2))

@@ -98,7 +98,7 @@ describe("a target that misbehaves", () => {
 
   it("a generation longer than --stall-timeout is not a stall: it streams, or (stream: false) arrives whole", async () => {
     target.mode = "slow"
-    target.slowMs = 2_500
+    target.slowMs = 1_600
     const whole = await fetch(`${foreman.url}/api/generate`, { method: "POST", body: generate("slow", false) })
     expect(whole.status).toBe(200)
     expect((await whole.json()).response).toBe("slow slow slow slow slow slow slow slow slow slow")
