@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import { currentAccess, isAdmin } from "../auth/access.ts"
 import type { BadRequest, BodyTooLarge, ForemanError, JobConflict, JobNotFound, ModelNotFound } from "../Errors.ts"
-import { type ApiError, BadRequestError, errorClasses } from "./api/ForemanApi.ts"
+import { BadRequestError, type ConflictError, errorClasses, type NotFoundError, type PayloadTooLargeError } from "./api/ForemanApi.ts"
 import { reply, type ReplyOptions } from "../ollama/errors.ts"
 
 export { type ErrorReply, reply, type ReplyOptions, retryAfterSeconds } from "../ollama/errors.ts"
@@ -126,12 +126,19 @@ const renderers: Record<Dialect, (error: ForemanError, options?: ReplyOptions) =
 /** The failures foreman's own API (`/foreman/v1/jobs*`) answers with. */
 export type ApiFailure = BadRequest | BodyTooLarge | ModelNotFound | JobNotFound | JobConflict
 
+/** The API's error class for each failure (what each route lists in the OpenAPI document). */
+export type ApiErrorOf<E extends ApiFailure> =
+  | (E extends BadRequest ? BadRequestError : never)
+  | (E extends BodyTooLarge ? PayloadTooLargeError : never)
+  | (E extends ModelNotFound | JobNotFound ? NotFoundError : never)
+  | (E extends JobConflict ? ConflictError : never)
+
 /** foreman's own API: the same `{"error": "..."}` and status, as the API's error class for it. */
-export const api = (error: ApiFailure): ApiError => {
+export const api = <E extends ApiFailure>(error: E): ApiErrorOf<E> => {
   const { message, status } = reply(error)
   // Every status of an ApiFailure has its class; 400 only stands in for the type checker.
   const ErrorClass = errorClasses[status as keyof typeof errorClasses] ?? BadRequestError
-  return new ErrorClass({ error: message })
+  return new ErrorClass({ error: message }) as ApiErrorOf<E>
 }
 
 /** An unexpected failure: logged with its cause, answered with a plain 500. */

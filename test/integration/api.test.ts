@@ -97,5 +97,20 @@ describe("foreman's own API", () => {
     // Errors are documented as they answer: {"error": "..."}.
     const submit = document.paths["/foreman/v1/jobs"]!["post"] as { responses: Record<string, { content: Record<string, { schema: unknown }> }> }
     expect(submit.responses["404"]!.content["application/json"]!.schema).toMatchObject({ properties: { error: { type: "string" } } })
+    // Each route lists the statuses it can answer, and no others.
+    const statuses = Object.fromEntries(Object.entries(document.paths).flatMap(([path, operations]) =>
+      Object.entries(operations).map(([method, operation]) => [
+        `${method.toUpperCase()} ${path}`,
+        Object.keys((operation as { responses: object }).responses).sort()
+      ])
+    ))
+    expect(statuses).toEqual({
+      "POST /foreman/v1/jobs": ["202", "400", "404", "413"],
+      "GET /foreman/v1/jobs": ["200", "400"],
+      "GET /foreman/v1/jobs/{id}": ["200", "400", "404"],
+      "DELETE /foreman/v1/jobs/{id}": ["200", "404", "409"],
+      "GET /foreman/health": ["200"],
+      "GET /foreman/openapi.json": ["200"]
+    })
   })
 })

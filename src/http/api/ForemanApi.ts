@@ -66,7 +66,7 @@ export class PayloadTooLargeError extends Data.TaggedError("PayloadTooLargeError
 }
 
 const BadRequestSchema = answeredWith(BadRequestError, 400, "A bad body or query value.")
-const NotFoundSchema = answeredWith(NotFoundError, 404, "No such job, or (on submit) a model the target does not have.")
+const NotFoundSchema = answeredWith(NotFoundError, 404, "No such job (a user key: of its own), or (on submit) a model no target has.")
 const ConflictSchema = answeredWith(ConflictError, 409, "The job has already finished.")
 const PayloadTooLargeSchema = answeredWith(PayloadTooLargeError, 413, "The body is larger than --max-body-size.")
 
@@ -286,16 +286,14 @@ export const HealthStatus = Schema.Struct({ status: Schema.Literal("ok", "degrad
 
 const IdPath = Schema.Struct({ id: Schema.String })
 
-/** Every jobs route may answer any of these (the OpenAPI document lists them on each). */
+/** Each route lists the errors it can answer (the OpenAPI document shows them; 400 is API-wide). */
 export class JobsGroup extends HttpApiGroup.make("jobs")
-  .addError(BadRequestSchema)
-  .addError(NotFoundSchema)
-  .addError(ConflictSchema)
-  .addError(PayloadTooLargeSchema)
   .add(
     HttpApiEndpoint.post("submit", "/foreman/v1/jobs")
       .setPayload(JobSubmission)
       .addSuccess(Job, { status: 202 })
+      .addError(NotFoundSchema)
+      .addError(PayloadTooLargeSchema)
       .annotate(OpenApi.Summary, "Submit an async job")
       .annotate(
         OpenApi.Description,
@@ -317,12 +315,15 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
       .setPath(IdPath)
       .setUrlParams(Schema.Struct({ wait: Schema.optional(WaitParam) }))
       .addSuccess(Job)
+      .addError(NotFoundSchema)
       .annotate(OpenApi.Summary, "A job as it is now, or once finished (`?wait=`)")
   )
   .add(
     HttpApiEndpoint.del("cancel", "/foreman/v1/jobs/:id")
       .setPath(IdPath)
       .addSuccess(Job)
+      .addError(NotFoundSchema)
+      .addError(ConflictSchema)
       .annotate(OpenApi.Summary, "Cancel a job (409 once it has finished)")
   )
 {}
@@ -360,7 +361,8 @@ export const paths: ReadonlyArray<string> = Object.values(ForemanApi.groups).fla
 /**
  * The OpenAPI document. A query value the API refuses answers as `BadRequestError` (the
  * server turns the API's own decode failure into it), so the decode failure's shape, which
- * `HttpApi` lists on every route, is taken out.
+ * `HttpApi` lists on every route, is taken out, and the 400 with it where a route takes no
+ * query and no body.
  */
 export const openApi = (): OpenApi.OpenAPISpec => {
   // The version of the API (`/foreman/v1`), not of the package.
@@ -369,6 +371,12 @@ export const openApi = (): OpenApi.OpenAPISpec => {
     typeof schema === "object" && schema !== null && "$ref" in schema && String(schema.$ref).endsWith("/HttpApiDecodeError")
   for (const operations of Object.values(spec.paths)) {
     for (const operation of Object.values(operations as Record<string, OpenApi.OpenAPISpecOperation>)) {
+      // The API-wide 400 is for a bad query value or body: a route that takes neither has none
+      // (a path's id is any string).
+      if (!operation.parameters.some((parameter) => parameter.in === "query") && operation.requestBody === undefined) {
+        delete (operation.responses as Record<string, unknown>)["400"]
+        continue
+      }
       const content = operation.responses?.["400"]?.content?.["application/json"]
       if (content?.schema === undefined || !("anyOf" in content.schema)) continue
       const rest = (content.schema.anyOf as ReadonlyArray<unknown>).filter((schema) => !isDecodeError(schema))
