@@ -389,7 +389,7 @@ export const settingSpecs: Specs<ForemanSettings> = {
     env: "FOREMAN_MAX_QUEUE",
     default: "512",
     placeholder: "N",
-    description: "How many jobs may wait; beyond that requests get 503 with Retry-After.",
+    description: "How many callers may wait; beyond that requests get 503 with Retry-After (stored async jobs do not count: they wait behind).",
     expected: "an integer of at least 1",
     parse: parseInteger(1, Number.MAX_SAFE_INTEGER)
   },

@@ -2,6 +2,7 @@
  * The expected failures of foreman. Each carries what a caller needs to understand it; the
  * HTTP layer (`src/http/errors.ts`) is the one place that turns them into responses.
  */
+import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 
 /** Transport failures that have a plainer name than their code. */
@@ -35,6 +36,20 @@ export class TargetError extends Schema.TaggedError<TargetError>()("TargetError"
   message: Schema.String,
   fault: Schema.optional(Schema.Literal("stalled", "closed"))
 }) {}
+
+/**
+ * A target that took a job whose answer comes whole (a dialect's `stream: false`) and said
+ * nothing within --request-timeout (an async job's whole timeout; without it, a sync caller's
+ * time left): a fault, as a stall is. The slot is freed.
+ */
+export const silentFor = (requestTimeout?: Duration.Duration) =>
+  new TargetError({
+    status: 504,
+    fault: "stalled",
+    message: requestTimeout === undefined
+      ? "the target sent nothing before the caller's --request-timeout ran out"
+      : `the target sent nothing within ${Duration.format(requestTimeout)} (--request-timeout)`
+  })
 
 /**
  * A model the target does not have. `message` is already in Ollama's exact wording for the

@@ -16,7 +16,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import { ownerName } from "../auth/Keys.ts"
 import { ForemanConfig } from "../Config.ts"
-import { describeCause, JobConflict, JobNotFound, type ModelNotFound, TargetError, TargetUnreachable } from "../Errors.ts"
+import { describeCause, JobConflict, JobNotFound, type ModelNotFound, silentFor, TargetError, TargetUnreachable } from "../Errors.ts"
 import * as Json from "../Json.ts"
 import * as Either from "effect/Either"
 import type { JobInfo } from "../events/Events.ts"
@@ -240,9 +240,12 @@ export const make = Effect.gen(function*() {
         const request = folds ? JSON.parse(job.body) as Record<string, unknown> : undefined
         const body = request === undefined ? encoder.encode(job.body) : encoder.encode(Json.encode({ ...request, stream: true }))
         const startBounded = folds || /\/embed(dings)?$/.test(job.endpoint)
-        const upstream = yield* target.client.job(job.endpoint, body, undefined, { startBounded }).pipe(
-          // No time limit was given (async jobs wait as long as their TTL allows).
-          Effect.catchTag("RequestTimeout", Effect.die),
+        // An answer the target sends only once it is whole (a dialect's `stream: false`) has
+        // --request-timeout to start, as a sync caller's has: a target that took the job and
+        // says nothing frees the slot then, and the attempt counts.
+        const within = startBounded ? undefined : Duration.toMillis(config.requestTimeout)
+        const upstream = yield* target.client.job(job.endpoint, body, within, { startBounded }).pipe(
+          Effect.catchTag("RequestTimeout", () => Effect.fail(silentFor(config.requestTimeout))),
           inventory.checkClosed,
           // Reported while the slot is still held (see Jobs).
           Effect.tapError((error) =>

@@ -17,7 +17,7 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { Readable } from "node:stream"
 import { ForemanConfig } from "../Config.ts"
-import { describeCause, ModelNotFound, QueueFull, RequestTimeout, type ShuttingDown, TargetError, TargetUnreachable } from "../Errors.ts"
+import { describeCause, ModelNotFound, QueueFull, RequestTimeout, type ShuttingDown, silentFor, TargetError, TargetUnreachable } from "../Errors.ts"
 import { ownerName } from "../auth/Keys.ts"
 import { missingModelError, reply } from "../ollama/errors.ts"
 import { type Ending, guard, readAll } from "../streams/streams.ts"
@@ -159,7 +159,8 @@ export const make = Effect.gen(function*() {
             // known to be down.
             const startBounded = spec.streams !== false || spec.kind === "/api/embed" || spec.kind === "/api/embeddings"
             const options = spec.contentType === undefined ? { startBounded } : { startBounded, contentType: spec.contentType }
-            return yield* target.client.job(spec.endpoint, spec.body, deadline - (yield* Clock.currentTimeMillis), options).pipe(
+            const within = deadline - (yield* Clock.currentTimeMillis)
+            return yield* target.client.job(spec.endpoint, spec.body, within, options).pipe(
               Effect.map((upstream) => ({ upstream, target, dispatchedAt })),
               inventory.checkClosed,
               Effect.tapError((error) =>
@@ -167,6 +168,10 @@ export const make = Effect.gen(function*() {
                   ? inventory.reportUnreachable(error)
                   : error._tag === "TargetError" && error.fault !== undefined
                   ? inventory.reportFault(error.message)
+                  // The caller's time ran out at the target: health says so when the target
+                  // had at least --stall-timeout of it (less is the queue's doing).
+                  : error._tag === "RequestTimeout" && within >= Duration.toMillis(config.stallTimeout)
+                  ? inventory.reportFault(silentFor().message)
                   : Effect.void
               )
             )

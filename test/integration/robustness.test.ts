@@ -8,6 +8,7 @@ import { connect } from "node:net"
 import { Duration } from "effect"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest"
+import { OpenAiPlugin } from "../../plugins/openai/index.ts"
 import { type BadTarget, startBadTarget } from "../support/BadTarget.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type RunningForeman, startForeman } from "../support/foreman.ts"
@@ -18,13 +19,14 @@ import { type RunningForeman, startForeman } from "../support/foreman.ts"
  */
 const inFrontOfBadTarget = (
   settings: Omit<Parameters<typeof startForeman>[0], "target"> = {},
-  prepare: (target: BadTarget) => void = () => {}
+  prepare: (target: BadTarget) => void = () => {},
+  options: Parameters<typeof startForeman>[1] = {}
 ) => {
   const running = {} as { target: BadTarget; foreman: RunningForeman }
   beforeAll(async () => {
     running.target = await startBadTarget()
     prepare(running.target)
-    running.foreman = await startForeman({ target: running.target.url, ...settings })
+    running.foreman = await startForeman({ target: running.target.url, ...settings }, options)
   })
   afterAll(async () => {
     await running.foreman?.close()
@@ -179,6 +181,59 @@ describe("a target that misbehaves", () => {
     expect(job.status).toBe(200)
     return await job.json() as { status: string; attempts: number; error?: string; result?: unknown }
   }
+})
+
+describe("a target that takes a stream: false job and says nothing", () => {
+  // Its answer would come whole, so only --request-timeout can tell silence from a long
+  // generation: the attempt ends then, the slot is freed, health says why.
+  const running = inFrontOfBadTarget(
+    { stallTimeout: Duration.seconds(1), requestTimeout: Duration.seconds(2), maxAttempts: 2, concurrency: 1 },
+    () => {},
+    { plugins: OpenAiPlugin.layer }
+  )
+  beforeEach(async () => {
+    running.target.mode = "ok"
+    const served = await fetch(`${running.foreman.url}/api/generate`, { method: "POST", body: generate("warm", false) })
+    expect(served.status).toBe(200)
+  })
+  const servesAgain = async () => {
+    running.target.mode = "ok"
+    const reply = await new Ollama({ host: running.foreman.url }).generate({ model: "llama3.2", prompt: "next" })
+    expect(reply.response).toBe("echo: next")
+    expect(await running.foreman.health()).toMatchObject({ status: "ok", jobFaults: 0, lastError: null })
+  }
+
+  it("an async job in the OpenAI dialect fails after --max-attempts, each attempt given --request-timeout", async () => {
+    running.target.mode = "stall-before-headers"
+    const before = running.target.jobs.length
+    const submitted = await fetch(`${running.foreman.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", prefer: "respond-async" },
+      body: JSON.stringify({ model: "llama3.2", messages: [{ role: "user", content: "hello?" }] })
+    })
+    expect(submitted.status).toBe(202)
+    const job = await (await fetch(`${running.foreman.url}${submitted.headers.get("location")}?wait=60s`)).json()
+    expect(job).toMatchObject({ status: "failed", attempts: 2, error: "the target sent nothing within 2s (--request-timeout)" })
+    expect(running.target.jobs.slice(before)).toEqual(["/v1/chat/completions", "/v1/chat/completions"])
+    expect(await running.foreman.health()).toMatchObject({
+      status: "degraded",
+      lastError: "the target sent nothing within 2s (--request-timeout)"
+    })
+    await servesAgain()
+  })
+
+  it("a sync caller gets 503 at its --request-timeout, and health says the target sent nothing", async () => {
+    running.target.mode = "stall-before-headers"
+    const response = await fetch(`${running.foreman.url}/api/generate`, { method: "POST", body: generate("silence", false) })
+    expect(response.status).toBe(503)
+    expect(await response.json()).toEqual({ error: "foreman: no response within 2s: the target did not start answering in time" })
+    expect(await running.foreman.health()).toMatchObject({
+      status: "degraded",
+      jobFaults: 1,
+      lastError: "the target sent nothing before the caller's --request-timeout ran out"
+    })
+    await servesAgain()
+  })
 })
 
 describe("a target whose /api/tags never ends", () => {

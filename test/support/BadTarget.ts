@@ -85,7 +85,7 @@ export const startBadTarget = async (mode: BadMode = "ok"): Promise<BadTarget> =
       if (path === "/api/tags") return tags(response)
       if (path === "/api/ps") return json(response, 200, { models: [] })
       if (path === "/api/version") return json(response, 200, { version: "0.33.0" })
-      if (!path.startsWith("/api/")) return json(response, 404, { error: "404 page not found" })
+      if (!path.startsWith("/api/") && !path.startsWith("/v1/")) return json(response, 404, { error: "404 page not found" })
       state.jobs.push(path)
       const body = (() => {
         try {

@@ -23,6 +23,19 @@ const realPath = (file: string): string => {
   }
 }
 
+/**
+ * The file a database name stands for: itself, or the path of an SQLite URI (`file:x.db`,
+ * `file:///srv/x.db?cache=shared`); none for one in memory (`:memory:`, `mode=memory`).
+ */
+export const fileOf = (filename: string): string | undefined => {
+  if (filename === "" || filename === ":memory:") return undefined
+  if (!filename.startsWith("file:")) return filename
+  const [location = "", query = ""] = filename.slice("file:".length).split("?", 2)
+  if (new URLSearchParams(query.split("#")[0]).get("mode") === "memory") return undefined
+  const local = decodeURIComponent(location.split("#")[0]!.replace(/^\/\/(localhost)?(?=\/)/, ""))
+  return local === "" || local === ":memory:" ? undefined : local
+}
+
 const isBusy = (cause: unknown) =>
   cause instanceof Error && ((cause as { errcode?: unknown }).errcode === 5 || /database is locked/i.test(cause.message))
 
@@ -31,9 +44,10 @@ const isBusy = (cause: unknown) =>
  * another process (or another store in this one) holds it. Nothing for `:memory:`.
  */
 export const acquire = (filename: string): Effect.Effect<void, DatabaseInUse, Scope.Scope> => {
-  if (filename === "" || filename === ":memory:" || filename.startsWith("file:")) return Effect.void
+  const file = fileOf(filename)
+  if (file === undefined) return Effect.void
   // By the file's real path: a link to the database is the same database.
-  const lockFile = `${realPath(path.resolve(filename))}.lock`
+  const lockFile = `${realPath(path.resolve(file))}.lock`
   return Effect.acquireRelease(
     Effect.try({
       try: () => {
@@ -53,7 +67,7 @@ export const acquire = (filename: string): Effect.Effect<void, DatabaseInUse, Sc
       },
       catch: (cause) =>
         new DatabaseInUse({
-          path: path.resolve(filename),
+          path: path.resolve(file),
           message: isBusy(cause) ? "another foreman process uses it" : `its lock file ${lockFile} cannot be used: ${String(cause)}`
         })
     }),
