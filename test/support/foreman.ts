@@ -30,7 +30,24 @@ export interface ForemanOptions {
    * Sockets and the fake targets keep real time.
    */
   readonly testClock?: boolean
+  /** Where foreman's log lines go, every level, as their message and annotations (else: none). */
+  readonly logs?: Array<LogLine>
 }
+
+export interface LogLine {
+  readonly message: unknown
+  readonly level: string
+  readonly annotations: Readonly<Record<string, unknown>>
+}
+
+const collect = (lines: Array<LogLine>) =>
+  Logger.make(({ annotations, logLevel, message }) => {
+    lines.push({
+      message: Array.isArray(message) && message.length === 1 ? message[0] : message,
+      level: logLevel.label,
+      annotations: Object.fromEntries(annotations)
+    })
+  })
 
 export const startForeman = async (
   settings: Partial<ForemanSettings> & { readonly target: string },
@@ -48,7 +65,11 @@ export const startForeman = async (
   const layer = ForemanLive(options.plugins ?? Layer.empty).pipe(
     Layer.provideMerge(NodePlatformLive),
     Layer.provideMerge(config),
-    Layer.provide(Logger.minimumLogLevel(process.env.FOREMAN_TEST_LOGS ? LogLevel.All : LogLevel.None)),
+    Layer.provide(
+      options.logs === undefined
+        ? Logger.minimumLogLevel(process.env.FOREMAN_TEST_LOGS ? LogLevel.All : LogLevel.None)
+        : Layer.merge(Logger.minimumLogLevel(LogLevel.All), Logger.replace(Logger.defaultLogger, collect(options.logs)))
+    ),
     // Built first, so every fiber foreman starts (the poller among them) sees the TestClock.
     Layer.provide(options.testClock ? TestContext.TestContext : Layer.empty)
   )
