@@ -10,6 +10,8 @@ import * as Layer from "effect/Layer"
 import { run, StartupError } from "./cli.ts"
 import { ForemanConfig, type ForemanSettings } from "./Config.ts"
 import { FetchPlatformLive, ForemanLive, NodePlatformLive } from "./Foreman.ts"
+import { KeysLive } from "./auth/KeysFile.ts"
+import { guardExposure } from "./http/server.ts"
 import type { Plugin } from "./plugin/Plugin.ts"
 import { AnthropicPlugin } from "../plugins/anthropic/index.ts"
 import { MetricsPlugin } from "../plugins/metrics/index.ts"
@@ -31,17 +33,19 @@ const launch = (settings: ForemanSettings) =>
     const selected = settings.plugins.map((name) => plugins[name]!.layer)
     // Deno has no undici: there the platform's fetch talks to the target.
     const platform = "Deno" in globalThis ? FetchPlatformLive : NodePlatformLive
-    return yield* Layer.launch(
-      ForemanLive(Layer.mergeAll(Layer.empty, ...selected)).pipe(
-        Layer.provide(platform),
-        Layer.provide(ForemanConfig.make(settings)),
-        // The command line has no tracer to export spans to: they would only cost time, in
-        // foreman and in the HTTP server's own per-request span (URL parse, header
-        // redaction). An application embedding foreman keeps Effect's defaults and its tracer.
-        Layer.provide(Layer.setTracerEnabled(false)),
-        HttpMiddleware.withTracerDisabledWhen(() => true)
-      )
-    ).pipe(
+    const config = ForemanConfig.make(settings)
+    const foreman = ForemanLive(Layer.mergeAll(Layer.empty, ...selected)).pipe(
+      Layer.provide(platform),
+      Layer.provide(config),
+      // The command line has no tracer to export spans to: they would only cost time, in
+      // foreman and in the HTTP server's own per-request span (URL parse, header
+      // redaction). An application embedding foreman keeps Effect's defaults and its tracer.
+      Layer.provide(Layer.setTracerEnabled(false)),
+      HttpMiddleware.withTracerDisabledWhen(() => true)
+    )
+    // Refused before the port is bound (the server would refuse it after).
+    const exposure = guardExposure.pipe(Effect.provide(KeysLive), Effect.provide(config), Effect.scoped)
+    return yield* Effect.zipRight(exposure, Layer.launch(foreman)).pipe(
       Effect.catchTag("DatabaseInUse", (error) =>
         new StartupError({
           message: `Cannot use --db ${error.path}: ${error.message} (one process per database: give this one its own --db)`

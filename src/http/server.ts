@@ -38,14 +38,21 @@ const knownPaths = <E, R>(router: HttpRouter.HttpRouter<E, R>) => {
   return (path: string) => patterns.some((pattern) => pattern.test(path))
 }
 
+/**
+ * Secure by default: serving other machines needs keys to check, or saying otherwise. The
+ * server checks it; the command line checks it first too, before the port is bound.
+ */
+export const guardExposure: Effect.Effect<void, Unprotected, ForemanConfig | Keys> = Effect.gen(function*() {
+  const config = yield* ForemanConfig
+  if (Origins.isLoopback(config.host) || config.allowUnauthenticated) return
+  if (!(yield* (yield* Keys).enabled)) return yield* new Unprotected({ host: config.host })
+})
+
 export const app = <E, R>(router: HttpRouter.HttpRouter<E, R>) =>
   Effect.gen(function*() {
     const config = yield* ForemanConfig
     const keys = yield* Keys
-    // Secure by default: serving other machines needs keys to check, or saying otherwise.
-    if (!Origins.isLoopback(config.host) && !config.allowUnauthenticated && !(yield* keys.enabled)) {
-      return yield* new Unprotected({ host: config.host })
-    }
+    yield* guardExposure
     const routed = yield* HttpRouter.toHttpApp(router)
     const isKnown = knownPaths(router)
     const forward = yield* Forward.make

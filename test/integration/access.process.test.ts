@@ -43,6 +43,8 @@ describe("API keys, from the command line", () => {
     expect(refused.stderr).toBe(
       "Refusing to serve --host 0.0.0.0 without API keys: add one (foreman-effect keys add NAME) or pass --allow-unauthenticated to serve everyone who can reach it\n"
     )
+    // Refused before it listened: nothing on stdout says it did.
+    expect(refused.stdout).not.toContain("foreman listening")
     const url = await serve(["--host", "0.0.0.0", "--keys-file", keysFile, "--allow-unauthenticated"])
     expect((await fetch(`${url}/api/version`)).status).toBe(200)
   })
