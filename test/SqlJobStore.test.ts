@@ -60,6 +60,18 @@ describe("SqlJobStore", () => {
       expect(job).toMatchObject({ status: "succeeded", result: `{"ok":true}`, finishedAt: 2, startedAt: null })
     }))
 
+  it.scoped("a running job put back in the queue has no start time until it runs again", () =>
+    Effect.gen(function*() {
+      const store = yield* openStore(":memory:")
+      yield* store.insert(newJob("x", 1))
+      yield* store.markRunning("x", 2)
+      expect(Option.getOrThrow(yield* store.get("x"))).toMatchObject({ status: "running", startedAt: 2 })
+      yield* store.requeue("x")
+      expect(Option.getOrThrow(yield* store.get("x"))).toMatchObject({ status: "queued", startedAt: null })
+      yield* store.markRunning("x", 5)
+      expect(Option.getOrThrow(yield* store.get("x"))).toMatchObject({ status: "running", startedAt: 5 })
+    }))
+
   it.scoped("prunes only jobs that finished before the cut-off", () =>
     Effect.gen(function*() {
       const store = yield* openStore(":memory:")

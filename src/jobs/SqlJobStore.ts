@@ -146,7 +146,7 @@ export const make = Effect.gen(function*() {
         Effect.orDie
       ),
     requeue: (id) =>
-      sql`UPDATE jobs SET status = 'queued' WHERE id = ${id} AND status IN ('queued', 'running')`.pipe(
+      sql`UPDATE jobs SET status = 'queued', started_at = NULL WHERE id = ${id} AND status IN ('queued', 'running')`.pipe(
         Effect.asVoid,
         Effect.orDie
       ),
