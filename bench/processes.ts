@@ -90,7 +90,7 @@ const entry = "bin/foreman-effect.js"
 
 /**
  * foreman as `npx foreman-effect` runs it (`node bin/foreman-effect.js`)
- * with `--target <target> --port 0 --log-format json ...extra` (both plugins, as by default).
+ * with `--target <target> --port 0 --log-format json ...extra` (the default plugins).
  * Its log (one line per job at the default level) goes to a temporary file, not a pipe:
  * Node writes to a pipe synchronously, so a busy benchmark process slow to drain it would
  * stall foreman and the stall would be charged to foreman.

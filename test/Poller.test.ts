@@ -4,7 +4,7 @@ import { ForemanConfig } from "../src/Config.ts"
 import * as Inventory from "../src/inventory/Inventory.ts"
 import * as Target from "../src/target/Target.ts"
 import { type InventoryState, isDegraded } from "../src/inventory/Inventory.ts"
-import * as Poller from "../src/inventory/Poller.ts"
+import * as Poller from "../src/target/Poller.ts"
 import { Events } from "../src/events/Events.ts"
 import * as TestTarget from "./support/TestTarget.ts"
 

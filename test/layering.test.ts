@@ -46,6 +46,29 @@ describe("layering", () => {
     expect(crossings("src/streams", services)).toEqual([])
   })
 
+  it("no two folders of src/ import each other, directly or round about", () => {
+    const folderOf = (file: string) => file.split("/").length > 2 ? file.split("/")[1]! : undefined
+    const edges = new Map<string, Set<string>>()
+    for (const file of sourcesUnder("src")) {
+      const from = folderOf(file)
+      if (from === undefined) continue
+      for (const target of importsOf(file)) {
+        const to = target.startsWith("src/") ? folderOf(target) : undefined
+        if (to !== undefined && to !== from) edges.set(from, (edges.get(from) ?? new Set()).add(to))
+      }
+    }
+    // A folder that reaches itself through others is a cycle: listed as the path that closes it.
+    const cycles: Array<string> = []
+    const visit = (folder: string, path: ReadonlyArray<string>) => {
+      for (const next of edges.get(folder) ?? []) {
+        if (next === path[0]) cycles.push([...path, next].join(" -> "))
+        else if (!path.includes(next)) visit(next, [...path, next])
+      }
+    }
+    for (const folder of edges.keys()) visit(folder, [folder])
+    expect(cycles).toEqual([])
+  })
+
   it("the Ollama dialect stands alone: it imports only the errors it answers with", () => {
     const outside = sourcesUnder("src/ollama").flatMap((file) =>
       importsOf(file).filter((target) => !target.startsWith("src/ollama/") && target !== "src/Errors.ts").map((t) => `${file} -> ${t}`)

@@ -21,8 +21,7 @@ import * as Metrics from "../events/Metrics.ts"
 import { Events } from "../events/Events.ts"
 import { type TargetError, TargetUnreachable } from "../Errors.ts"
 import * as ModelName from "../ollama/ModelName.ts"
-import type { PsModel, TagModel } from "../ollama/schema.ts"
-import type { TargetClientService } from "../target/TargetClient.ts"
+import type { PsModel, PsResponse, TagModel, TagsResponse } from "../ollama/schema.ts"
 import { withSpan } from "../tracing.ts"
 
 /** The least time between two refreshes of `/api/ps` after jobs (see `reportServed`). */
@@ -154,7 +153,14 @@ export interface InventoryOptions {
 }
 
 /** The inventory of one target, polled through its client; its background fibers live in the scope. */
-export const make = (target: TargetClientService, options: InventoryOptions = {}) => Effect.gen(function*() {
+/** What an inventory reads its target with: its `/api/tags` and `/api/ps` (a target's client). */
+export interface Source {
+  readonly url: string
+  readonly tags: Effect.Effect<TagsResponse, TargetUnreachable | TargetError>
+  readonly ps: Effect.Effect<PsResponse, TargetUnreachable | TargetError>
+}
+
+export const make = (target: Source, options: InventoryOptions = {}) => Effect.gen(function*() {
   const { pollInterval } = yield* ForemanConfig
   const events = yield* Events
   const name = options.name ?? hostOf(target.url)

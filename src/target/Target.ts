@@ -22,7 +22,6 @@ import * as Waker from "./Waker.ts"
 import * as WakeOnLan from "./WakeOnLan.ts"
 import type { Events } from "../events/Events.ts"
 import * as Inventory from "../inventory/Inventory.ts"
-import type { Waiting } from "../scheduler/policy.ts"
 import * as TargetClient from "./TargetClient.ts"
 
 /**
@@ -46,8 +45,17 @@ export interface Residency {
 export interface Slots {
   /** How many jobs may be in flight here at once (`--concurrency`). */
   readonly size: number
-  /** The jobs holding a slot, by id. */
-  readonly running: Map<string, Waiting>
+  /** The jobs holding a slot, by id (the scheduler's tickets). */
+  readonly running: Map<string, SlotHolder>
+}
+
+/** A job holding a slot, as far as the target's state needs it: what it loaded. */
+export interface SlotHolder {
+  readonly id: string
+  /** The model's normalised key. */
+  readonly model: string
+  /** The model with the job's load-affecting options, if any (the policy's `unitOf`). */
+  readonly unit?: string | undefined
 }
 
 /** How to wake a target that sleeps: its network card's MAC, and where the magic packet goes. */

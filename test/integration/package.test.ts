@@ -40,7 +40,7 @@ const readmeProgram = (heading: string, targetUrl: string) => {
 const servicesProgram = (targetUrl: string) => readmeProgram("Only the services, from your own program", targetUrl)
 // On port 0 here: a free one, not the user's 11435.
 const brokerProgram = (targetUrl: string) => {
-  const program = readmeProgram("The whole broker, on Node, with both plugins", targetUrl)
+  const program = readmeProgram("The whole broker, on Node, with the built-in plugins", targetUrl)
   if (!program.includes("port: 11435")) throw new Error("README: the whole broker no longer sets port 11435")
   return program.replace("port: 11435", "port: 0")
 }
@@ -175,6 +175,12 @@ describe("the package as npm pack makes it", () => {
     const models = await (await fetch(`${url}/v1/models`)).json() as { data: Array<{ id: string }> }
     expect(models.data.map((m) => m.id)).toEqual(["llama3.2:latest"])
     expect(await (await fetch(`${url}/metrics`)).text()).toContain("foreman_target_up")
+    const message = await fetch(`${url}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "llama3.2", max_tokens: 16, messages: [{ role: "user", content: "hi" }] })
+    })
+    expect(await message.json()).toMatchObject({ type: "message", role: "assistant" })
     await chatsLikeTheTarget(url, target)
     // It holds the default database (one process per database): the next program needs it.
     await stopProcess(broker.child, "SIGTERM")
@@ -241,8 +247,8 @@ describe("the package as npm pack makes it", () => {
     })
 
     it("the README's install lines for an Effect application resolve, and its programs type-check", installing, async () => {
+      // An empty folder, as the README's user starts from.
       const project = mkdtempSync(join(work, "embed-"))
-      writeFileSync(join(project, "package.json"), JSON.stringify({ name: "embed", private: true, type: "module" }))
       const readme = readFileSync(join(root, "README.md"), "utf8")
       const section = readme.slice(readme.indexOf("## Embedding foreman in an Effect application"))
       const lines = /```sh\n([\s\S]*?)```/.exec(section)![1]!.trim().split("\n")
@@ -258,6 +264,7 @@ describe("the package as npm pack makes it", () => {
       const effects = Object.keys(lock.packages).filter((path) => path.endsWith("node_modules/effect"))
       expect(effects).toEqual(["node_modules/effect"])
       expect(lock.packages["node_modules/effect"]!.version).toMatch(/^3\./)
+      expect(JSON.parse(readFileSync(join(project, "package.json"), "utf8")).type).toBe("module")
       // With the TypeScript the README's line installs (the latest), not the one pinned above.
       writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "nodenext", strict: true, noEmit: true } }))
       writeFileSync(join(project, "main.ts"), servicesProgram(target.url))

@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Targets } from "../target/Target.ts"
+import { Targets } from "./Target.ts"
 
 export const layer = Layer.scopedDiscard(
   Effect.gen(function*() {
