@@ -10,6 +10,7 @@ import { connect } from "node:net"
 import { Duration, Layer } from "effect"
 import { Ollama } from "ollama"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { AnthropicPlugin } from "../../plugins/anthropic/index.ts"
 import { MetricsPlugin } from "../../plugins/metrics/index.ts"
 import { OpenAiPlugin } from "../../plugins/openai/index.ts"
 import { type BadTarget, startBadTarget } from "../support/BadTarget.ts"
@@ -30,6 +31,8 @@ const routes = [
   "/api/show", "/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", `/api/blobs/sha256:${"a".repeat(64)}`,
   "/api/blobs/not-a-digest", "/foreman/health", "/foreman/v1/jobs", "/foreman/v1/jobs/00000000-0000-0000-0000-000000000000",
   "/v1/models", "/v1/models/llama3.2", "/v1/models/%00", "/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+  "/v1/messages", "/v1/messages/count_tokens", "/v1/responses", "/v1/audio/transcriptions", "/foreman/openapi.json",
+  "/api/status", "/api/me", "/api/signout", "/api/experimental/web_search",
   "/metrics", "/nope", "/api/../foreman/v1/jobs", "/api/chat/", "//api/chat", "/%2e%2e/api/tags", `/${"x".repeat(6000)}`
 ]
 const queries = ["", "?wait=30s", "?wait=abc", "?wait=-1s", "?wait=99999h", "?limit=0", "?limit=501", "?limit=abc", "?status=nope",
@@ -137,7 +140,7 @@ describe("hostile input", () => {
     target = await startBadTarget()
     foreman = await startForeman(
       { target: target.url, maxBodySize, stallTimeout: Duration.seconds(10) },
-      { plugins: Layer.mergeAll(OpenAiPlugin.layer, MetricsPlugin.layer) }
+      { plugins: Layer.mergeAll(OpenAiPlugin.layer, AnthropicPlugin.layer, MetricsPlugin.layer) }
     )
     await vi.waitFor(async () => expect((await foreman.health()).status).toBe("ok"), { timeout: 15_000 })
   }, 60_000)
