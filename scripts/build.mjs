@@ -31,7 +31,8 @@ const hash = () => {
 
 const current = hash()
 if (process.argv.includes("--if-stale") && existsSync(stamp) && readFileSync(stamp, "utf8") === current) {
-  console.log("dist/ is up to date with the sources")
+  // On stderr: `npm pack --json` passes a script's stdout into its JSON.
+  console.error("dist/ is up to date with the sources")
   process.exit(0)
 }
 rmSync(join(root, "dist"), { recursive: true, force: true })
