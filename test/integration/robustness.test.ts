@@ -138,7 +138,10 @@ describe("a target that misbehaves", () => {
     expect(job.status).toBe("failed")
     expect(job.attempts).toBe(2)
     expect(job.error).toMatch(/^the target closed the connection before answering/)
-    expect((await foreman.health()).lastError).toMatch(/^the target closed the connection before answering/)
+    expect(await foreman.health()).toMatchObject({
+      status: "degraded",
+      lastError: expect.stringMatching(/^the target closed the connection before answering/)
+    })
     await servesAgain()
   })
 
