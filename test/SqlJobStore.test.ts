@@ -70,6 +70,10 @@ describe("SqlJobStore", () => {
       expect(Option.getOrThrow(yield* store.get("x"))).toMatchObject({ status: "queued", startedAt: null })
       yield* store.markRunning("x", 5)
       expect(Option.getOrThrow(yield* store.get("x"))).toMatchObject({ status: "running", startedAt: 5 })
+      // Failed after its last attempt put it back: it started when that attempt did.
+      yield* store.requeue("x")
+      expect(yield* store.finish("x", { status: "failed", at: 9, error: "boom", startedAt: 7 })).toBe(true)
+      expect(Option.getOrThrow(yield* store.get("x"))).toMatchObject({ status: "failed", startedAt: 7, finishedAt: 9 })
     }))
 
   it.scoped("prunes only jobs that finished before the cut-off", () =>

@@ -357,7 +357,8 @@ export const make = Effect.gen(function*() {
       } else {
         const failure = outcome.left
         const message = failure._tag === "Unreachable" ? `target unreachable: ${failure.error.message}` : failure.message
-        yield* end(job.id, { status: "failed", at, error: message })
+        // Put back in the queue after its last failure: its start is the last attempt's.
+        yield* end(job.id, { status: "failed", at, error: message, startedAt: progress.dispatchedAt })
         yield* report.finished(info(job, progress.target), outcomeOf(failure._tag === "Expired" ? "expired" : "failed", message))
       }
     }).pipe(

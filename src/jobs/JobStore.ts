@@ -79,7 +79,14 @@ export interface JobStoreService {
    */
   readonly finish: (
     id: string,
-    outcome: { readonly status: "succeeded" | "failed" | "cancelled"; readonly at: number; readonly result?: string; readonly error?: string }
+    outcome: {
+      readonly status: "succeeded" | "failed" | "cancelled"
+      readonly at: number
+      readonly result?: string
+      readonly error?: string
+      /** When its last attempt was sent to the target (a job put back in the queue has none). */
+      readonly startedAt?: number | undefined
+    }
   ) => Effect.Effect<boolean>
   /** Deletes jobs that finished before `before`; returns how many. */
   readonly prune: (before: number) => Effect.Effect<number>

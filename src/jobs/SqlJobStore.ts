@@ -152,7 +152,8 @@ export const make = Effect.gen(function*() {
       ),
     finish: (id, outcome) =>
       sql`UPDATE jobs SET status = ${outcome.status}, finished_at = ${outcome.at},
-            result = ${outcome.result ?? null}, error = ${outcome.error ?? null}
+            result = ${outcome.result ?? null}, error = ${outcome.error ?? null},
+            started_at = COALESCE(started_at, ${outcome.startedAt ?? null})
           WHERE id = ${id} AND status IN ('queued', 'running') RETURNING id`.pipe(
         Effect.map((rs) => rs.length > 0),
         Effect.orDie

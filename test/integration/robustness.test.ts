@@ -217,6 +217,7 @@ describe("a target that takes a stream: false job and says nothing", () => {
     expect(submitted.status).toBe(202)
     const job = await (await fetch(`${running.foreman.url}${submitted.headers.get("location")}?wait=60s`)).json()
     expect(job).toMatchObject({ status: "failed", attempts: 2, error: "the target sent nothing within 2s (--request-timeout)" })
+    expect(job.startedAt).toEqual(expect.any(String))
     expect(running.target.jobs.slice(before)).toEqual(["/v1/chat/completions", "/v1/chat/completions"])
     expect(await running.foreman.health()).toMatchObject({
       status: "degraded",
