@@ -443,7 +443,7 @@ export const settingSpecs: Specs<ForemanSettings> = {
     env: "FOREMAN_REQUEST_TIMEOUT",
     default: "5m",
     placeholder: "DURATION",
-    description: "How long a waiting caller is held (queue and sleeping target included) before a 503.",
+    description: "How long a waiting caller is held (queue and sleeping target included) before a 503; also how long an async job sent with stream: false (the OpenAI and Anthropic routes) may take to start answering, per attempt.",
     expected: positiveDuration,
     parse: parsePositiveDuration
   },
