@@ -35,8 +35,8 @@ export default defineConfig({
     ]
   },
   test: {
-    // Integration tests start real servers on 127.0.0.1; keep the shared 2-core machines calm.
-    // (One pool for both projects.)
+    // Integration tests start real servers on 127.0.0.1; keep the shared 2-core machines calm
+    // (at most two workers, whichever project they run).
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000,
@@ -51,7 +51,9 @@ export default defineConfig({
           sequence: { groupOrder: 0 },
           // Each file still gets modules of its own (a VM context), but the worker processes are
           // reused: Node does not start and load Effect afresh for each of ~50 files. Measured
-          // here: 75 s with a process per file, 54 s with this.
+          // here: 75 s with a process per file, 54 s with this. Errors that Node's own modules
+          // throw then come from another realm, so the sources test for an error with
+          // `isError` (src/Errors.ts), never `instanceof Error`.
           pool: "vmForks"
         }
       },

@@ -8,14 +8,15 @@ import { spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 
-const root = new URL("..", import.meta.url).pathname
+const root = fileURLToPath(new URL("..", import.meta.url))
 const stamp = join(root, "dist", ".sources-hash")
 
 const sources = () =>
   [
     ...["src", "plugins"].flatMap((dir) =>
-      readdirSync(join(root, dir), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => join(dir, f))
+      readdirSync(join(root, dir), { recursive: true, encoding: "utf8" }).filter((f) => /\.(m|c)?tsx?$|\.json$/.test(f)).map((f) => join(dir, f))
     ),
     "tsconfig.json",
     "tsconfig.build.json",
@@ -35,6 +36,8 @@ if (process.argv.includes("--if-stale") && existsSync(stamp) && readFileSync(sta
   console.error("dist/ is up to date with the sources")
   process.exit(0)
 }
+// The stamp first: a build stopped half-way must not leave a dist/ that passes for built.
+rmSync(stamp, { force: true })
 rmSync(join(root, "dist"), { recursive: true, force: true })
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
 const built = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { stdio: "inherit" })

@@ -389,7 +389,7 @@ export const settingSpecs: Specs<ForemanSettings> = {
     env: "FOREMAN_MAX_QUEUE",
     default: "512",
     placeholder: "N",
-    description: "How many callers may wait; beyond that requests get 503 with Retry-After (stored async jobs do not count: they wait behind).",
+    description: "How many callers may wait; beyond that requests get 503 with Retry-After (stored async jobs do not count against it, and are never refused).",
     expected: "an integer of at least 1",
     parse: parseInteger(1, Number.MAX_SAFE_INTEGER)
   },
@@ -443,7 +443,7 @@ export const settingSpecs: Specs<ForemanSettings> = {
     env: "FOREMAN_REQUEST_TIMEOUT",
     default: "5m",
     placeholder: "DURATION",
-    description: "How long a waiting caller is held (queue and sleeping target included) before a 503; also how long an async job sent with stream: false (the OpenAI and Anthropic routes) may take to start answering, per attempt.",
+    description: "How long a waiting caller is held (queue and sleeping target included) before a 503; also how long an async job sent with stream: false (the OpenAI and Anthropic routes; it comes whole) may take to answer, per attempt.",
     expected: positiveDuration,
     parse: parsePositiveDuration
   },

@@ -4,6 +4,13 @@
  */
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
+import { types } from "node:util"
+
+/**
+ * Whether `u` is an Error, whichever realm made it (`instanceof Error` is false for an error
+ * from another VM context, such as the ones Node's own modules throw into a test's context).
+ */
+export const isError = (u: unknown): u is Error => u instanceof Error || types.isNativeError(u)
 
 /** Transport failures that have a plainer name than their code. */
 const plainly: Readonly<Record<string, string>> = {
@@ -12,7 +19,7 @@ const plainly: Readonly<Record<string, string>> = {
 
 /** A transport failure as one line of text: its code, its message, and what caused it. */
 export const describeCause = (cause: unknown): string => {
-  if (!(cause instanceof Error)) return String(cause)
+  if (!isError(cause)) return String(cause)
   const code = (cause as { code?: unknown }).code
   if (typeof code === "string" && code in plainly) return plainly[code]!
   const inner = (cause as { cause?: unknown }).cause

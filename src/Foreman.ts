@@ -71,7 +71,8 @@ const logListening = Layer.effectDiscard(
 
 /** The whole broker. Needs `ForemanConfig`, an `HttpClient` and an `HttpServer`. */
 export const ForemanLive = <E = never, R = never>(plugins: Layer.Layer<never, E, R> = Layer.empty as Layer.Layer<never, E, R>) =>
-  Layer.mergeAll(HttpLive(plugins), logListening).pipe(Layer.provideMerge(ServicesLive))
+  // "foreman listening" once the server layer is up (it may refuse to serve: see guardExposure).
+  logListening.pipe(Layer.provide(HttpLive(plugins)), Layer.provideMerge(ServicesLive))
 
 /**
  * Node's HTTP server on `host:port` and an undici client to the target. Undici's own

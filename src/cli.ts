@@ -39,6 +39,7 @@ import {
 } from "./Config.ts"
 import { type Role, roles } from "./auth/Keys.ts"
 import * as KeysFile from "./auth/KeysFile.ts"
+import { isError } from "./Errors.ts"
 
 const name = "foreman-effect"
 const summary = "a job broker in front of an Ollama server"
@@ -79,7 +80,7 @@ export class StartupError extends Data.TaggedError("StartupError")<{ readonly me
 export const jsonLogger = Logger.make(({ annotations, cause, date, fiberId, logLevel, message, spans }) => {
   const now = date.getTime()
   const annotationsObject: Record<string, unknown> = {}
-  for (const [key, value] of annotations) annotationsObject[key] = value instanceof Error ? errorJson(value) : value
+  for (const [key, value] of annotations) annotationsObject[key] = isError(value) ? errorJson(value) : value
   const spansObject: Record<string, number> = {}
   for (const span of spans) spansObject[span.label] = now - span.startTime
   const messages = Array.isArray(message) ? message : [message]
@@ -103,7 +104,7 @@ export const jsonLogger = Logger.make(({ annotations, cause, date, fiberId, logL
 })
 
 const errorJson = (error: Error) => ({ name: error.name, message: error.message })
-const toJson = (value: unknown) => (value instanceof Error ? errorJson(value) : value)
+const toJson = (value: unknown) => (isError(value) ? errorJson(value) : value)
 
 // Stable instances, so that applying `withLogging` twice replaces rather than duplicates.
 const formatLoggers = {

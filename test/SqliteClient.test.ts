@@ -321,6 +321,26 @@ describe("SqliteClient", () => {
     }))
 })
 
+describe("fileOf: the file a database name stands for", () => {
+  it("a path is itself; an SQLite URI is its path; memory and other hosts are no file", () => {
+    expect(SqliteClient.fileOf("/srv/jobs.db")).toBe("/srv/jobs.db")
+    expect(SqliteClient.fileOf("file:/srv/jobs.db?cache=shared")).toBe("/srv/jobs.db")
+    expect(SqliteClient.fileOf("file:///srv/jobs.db")).toBe("/srv/jobs.db")
+    expect(SqliteClient.fileOf("file://localhost/srv/jobs.db")).toBe("/srv/jobs.db")
+    expect(SqliteClient.fileOf("file:relative.db")).toBe("relative.db")
+    expect(SqliteClient.fileOf("file:a%20b%C3%A9.db#x")).toBe("a bé.db")
+    // A % that is no escape stays as written (SQLite opens `50%.db`).
+    expect(SqliteClient.fileOf("file:50%.db")).toBe("50%.db")
+    expect(SqliteClient.fileOf("file:%ff.db")).toBe("%ff.db")
+    expect(SqliteClient.fileOf("file://otherhost/x.db")).toBeUndefined()
+    expect(SqliteClient.fileOf("file://localhost")).toBeUndefined()
+    expect(SqliteClient.fileOf("file::memory:")).toBeUndefined()
+    expect(SqliteClient.fileOf("file:x.db?mode=memory")).toBeUndefined()
+    expect(SqliteClient.fileOf(":memory:")).toBeUndefined()
+    expect(SqliteClient.fileOf("")).toBeUndefined()
+  })
+})
+
 describe("migrator", () => {
   const makeMigrations = (ran: Ref.Ref<ReadonlyArray<string>>) => {
     const migration = (name: string, statement: (sql: SqlClient.SqlClient) => Effect.Effect<unknown, unknown>) =>

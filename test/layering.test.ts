@@ -69,6 +69,13 @@ describe("layering", () => {
     expect(cycles).toEqual([])
   })
 
+  it("the sources test for an error with isError, which holds across realms, not instanceof Error", () => {
+    const found = sourcesUnder("src")
+      .filter((file) => file !== "src/Errors.ts")
+      .filter((file) => /instanceof Error\b/.test(readFileSync(join(root, file), "utf8")))
+    expect(found).toEqual([])
+  })
+
   it("the Ollama dialect stands alone: it imports only the errors it answers with", () => {
     const outside = sourcesUnder("src/ollama").flatMap((file) =>
       importsOf(file).filter((target) => !target.startsWith("src/ollama/") && target !== "src/Errors.ts").map((t) => `${file} -> ${t}`)

@@ -39,6 +39,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { ForemanConfig } from "../Config.ts"
 import { type Caller, Keys, type KeysService, type Role } from "./Keys.ts"
+import { isError } from "../Errors.ts"
 
 // ---------------------------------------------------------------------------------------------
 // The format
@@ -161,7 +162,7 @@ const match = (keys: ReadonlyArray<Loaded>, presented: string): Loaded | undefin
 // Reading and writing
 // ---------------------------------------------------------------------------------------------
 
-const reason = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
+const reason = (cause: unknown) => (isError(cause) ? cause.message : String(cause))
 
 /** The first complaint of a decode, as `keys.0.hash: expected ...`. */
 const firstIssue = (error: ParseResult.ParseError): string => {

@@ -152,7 +152,6 @@ export interface InventoryOptions {
   readonly name?: string | undefined
 }
 
-/** The inventory of one target, polled through its client; its background fibers live in the scope. */
 /** What an inventory reads its target with: its `/api/tags` and `/api/ps` (a target's client). */
 export interface Source {
   readonly url: string
@@ -160,6 +159,7 @@ export interface Source {
   readonly ps: Effect.Effect<PsResponse, TargetUnreachable | TargetError>
 }
 
+/** The inventory of one target, polled through its client; its background fibers live in the scope. */
 export const make = (target: Source, options: InventoryOptions = {}) => Effect.gen(function*() {
   const { pollInterval } = yield* ForemanConfig
   const events = yield* Events

@@ -169,8 +169,10 @@ export const make = Effect.gen(function*() {
                   : error._tag === "TargetError" && error.fault !== undefined
                   ? inventory.reportFault(error.message)
                   // The caller's time ran out at the target: health says so when the target
-                  // had at least --stall-timeout of it (less is the queue's doing).
-                  : error._tag === "RequestTimeout" && within >= Duration.toMillis(config.stallTimeout)
+                  // had a fair share of it, half the caller's --request-timeout or
+                  // --stall-timeout if less (a job that got less was held up in the queue).
+                  : error._tag === "RequestTimeout" &&
+                      within >= Math.min(Duration.toMillis(config.stallTimeout), Duration.toMillis(config.requestTimeout) / 2)
                   ? inventory.reportFault(silentFor().message)
                   : Effect.void
               )

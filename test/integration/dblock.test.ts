@@ -11,7 +11,6 @@ import { Effect, Exit, Layer } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ForemanConfig } from "../../src/Config.ts"
 import { StoreLive } from "../../src/Foreman.ts"
-import * as ProcessLock from "../../src/jobs/sqlite/ProcessLock.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
 import { type ForemanProcess, root, runtimes, startProcess, stopProcess } from "../support/process.ts"
 
@@ -86,13 +85,6 @@ describe("one process per database", () => {
 
   it("an SQLite URI names its file: file:PATH and PATH are one database, and one lock", async () => {
     const db = join(dir, "uri.db")
-    expect(ProcessLock.fileOf(`file:${db}?cache=shared`)).toBe(db)
-    expect(ProcessLock.fileOf(`file://localhost${db}`)).toBe(db)
-    expect(ProcessLock.fileOf("file:relative.db")).toBe("relative.db")
-    expect(ProcessLock.fileOf("file:a%20b.db#x")).toBe("a b.db")
-    expect(ProcessLock.fileOf("file::memory:")).toBeUndefined()
-    expect(ProcessLock.fileOf("file:x.db?mode=memory")).toBeUndefined()
-    expect(ProcessLock.fileOf(":memory:")).toBeUndefined()
     const exit = await Effect.gen(function*() {
       yield* Layer.build(StoreLive.pipe(Layer.provide(ForemanConfig.make({ db: `file:${db}` }))))
       return yield* Layer.build(StoreLive.pipe(Layer.provide(ForemanConfig.make({ db })))).pipe(Effect.exit)

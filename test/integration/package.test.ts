@@ -1,5 +1,5 @@
 /**
- * The package as users get it. `npm pack` makes the tarball (its `prepare` script builds
+ * The package as users get it. `npm pack` makes the tarball (its `prepack` script builds
  * `dist/`); it is installed into an empty project as `npm install` does, and through a local
  * registry (test/support/registry.ts) as `npx foreman-effect` and `deno run -A
  * npm:foreman-effect` fetch it. Nothing here runs the checkout's sources: every command is

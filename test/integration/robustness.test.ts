@@ -100,7 +100,7 @@ describe("a target that misbehaves", () => {
 
   it("a generation longer than --stall-timeout is not a stall: it streams, or (stream: false) arrives whole", async () => {
     target.mode = "slow"
-    target.slowMs = 1_600
+    target.slowMs = 2_000
     const whole = await fetch(`${foreman.url}/api/generate`, { method: "POST", body: generate("slow", false) })
     expect(whole.status).toBe(200)
     expect((await whole.json()).response).toBe("slow slow slow slow slow slow slow slow slow slow")
@@ -237,6 +237,21 @@ describe("a target that takes a stream: false job and says nothing", () => {
       lastError: "the target sent nothing before the caller's --request-timeout ran out"
     })
     await servesAgain()
+  })
+})
+
+describe("a target silent on a stream: false job, with --stall-timeout as long as --request-timeout (as by default)", () => {
+  const running = inFrontOfBadTarget({ stallTimeout: Duration.seconds(2), requestTimeout: Duration.seconds(2), concurrency: 1 })
+
+  it("the caller's 503 is a job fault in health", async () => {
+    running.target.mode = "stall-before-headers"
+    const response = await fetch(`${running.foreman.url}/api/generate`, { method: "POST", body: generate("silence", false) })
+    expect(response.status).toBe(503)
+    expect(await running.foreman.health()).toMatchObject({
+      status: "degraded",
+      jobFaults: 1,
+      lastError: "the target sent nothing before the caller's --request-timeout ran out"
+    })
   })
 })
 

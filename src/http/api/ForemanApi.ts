@@ -78,7 +78,6 @@ export const errorClasses = {
   413: PayloadTooLargeError
 } as const
 
-export type ApiError = BadRequestError | NotFoundError | ConflictError | PayloadTooLargeError
 
 // ---------------------------------------------------------------------------------------------
 // Query values: each says what was wrong with it in one line

@@ -11,7 +11,8 @@ import type * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { DatabaseSync } from "node:sqlite"
-import { DatabaseInUse } from "../../Errors.ts"
+import { DatabaseInUse, isError } from "../../Errors.ts"
+import { fileOf } from "./SqliteClient.ts"
 
 /** The path with its links resolved, as far as it exists (the database may not yet). */
 const realPath = (file: string): string => {
@@ -23,21 +24,8 @@ const realPath = (file: string): string => {
   }
 }
 
-/**
- * The file a database name stands for: itself, or the path of an SQLite URI (`file:x.db`,
- * `file:///srv/x.db?cache=shared`); none for one in memory (`:memory:`, `mode=memory`).
- */
-export const fileOf = (filename: string): string | undefined => {
-  if (filename === "" || filename === ":memory:") return undefined
-  if (!filename.startsWith("file:")) return filename
-  const [location = "", query = ""] = filename.slice("file:".length).split("?", 2)
-  if (new URLSearchParams(query.split("#")[0]).get("mode") === "memory") return undefined
-  const local = decodeURIComponent(location.split("#")[0]!.replace(/^\/\/(localhost)?(?=\/)/, ""))
-  return local === "" || local === ":memory:" ? undefined : local
-}
-
 const isBusy = (cause: unknown) =>
-  cause instanceof Error && ((cause as { errcode?: unknown }).errcode === 5 || /database is locked/i.test(cause.message))
+  isError(cause) && ((cause as { errcode?: unknown }).errcode === 5 || /database is locked/i.test(cause.message))
 
 /**
  * Holds the lock of `filename` until the scope closes; fails with `DatabaseInUse` at once if

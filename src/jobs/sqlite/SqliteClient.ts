@@ -32,6 +32,7 @@ import type { ConfigError } from "effect/ConfigError"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite"
+import { isError } from "../../Errors.ts"
 
 export const TypeId: unique symbol = Symbol.for("foreman/SqliteClient")
 export type TypeId = typeof TypeId
@@ -67,10 +68,33 @@ export const SqliteClient = Context.GenericTag<SqliteClient>("foreman/SqliteClie
 const defaultBusyTimeout = Duration.seconds(5)
 const streamChunkSize = 128
 
-const isPlainFile = (filename: string): boolean =>
-  filename !== "" && filename !== ":memory:" && !filename.startsWith("file:")
+/**
+ * The file a database name stands for: itself, or the path of an SQLite URI (`file:x.db`,
+ * `file:///srv/x.db?cache=shared`, `%XX` escapes decoded); none for one in memory
+ * (`:memory:`, `mode=memory`), nor for a URI naming another host (SQLite refuses it).
+ */
+export const fileOf = (filename: string): string | undefined => {
+  if (filename === "" || filename === ":memory:") return undefined
+  if (!filename.startsWith("file:")) return filename
+  const [location = "", query = ""] = filename.slice("file:".length).split("#")[0]!.split("?", 2)
+  if (new URLSearchParams(query).get("mode") === "memory") return undefined
+  const authority = /^\/\/([^/]*)/.exec(location)
+  if (authority !== null && authority[1] !== "" && authority[1]!.toLowerCase() !== "localhost") return undefined
+  const local = (authority === null ? location : location.slice(authority[0].length)).replace(
+    /(%[0-9A-Fa-f]{2})+/g,
+    (escapes) => {
+      try {
+        return decodeURIComponent(escapes)
+      } catch {
+        return escapes
+      }
+    }
+  )
+  return local === "" || local === ":memory:" ? undefined : local
+}
 
-const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+const describe = (cause: unknown): string => isError(cause) ? cause.message : String(cause)
 
 const sqlError = (message: string) => (cause: unknown): SqlError =>
   new SqlError({ cause, message: `${message}: ${describe(cause)}` })
@@ -114,8 +138,9 @@ const prepare = (db: DatabaseSync, sql: string): Prepared => {
 const fileLocks = new Map<string, { readonly semaphore: Effect.Semaphore; refs: number }>()
 
 const writeLock = (filename: string): Effect.Effect<Effect.Semaphore, never, Scope.Scope> => {
-  if (!isPlainFile(filename)) return Effect.makeSemaphore(1)
-  const key = path.resolve(filename)
+  const file = fileOf(filename)
+  if (file === undefined) return Effect.makeSemaphore(1)
+  const key = path.resolve(file)
   return Effect.acquireRelease(
     Effect.sync(() => {
       const entry = fileLocks.get(key) ?? { semaphore: Effect.unsafeMakeSemaphore(1), refs: 0 }
@@ -137,9 +162,8 @@ const open = (options: SqliteClientConfig): Effect.Effect<DatabaseSync, SqlError
       try: () => {
         const { filename } = options
         const readonly = options.readonly === true
-        if (isPlainFile(filename) && !readonly) {
-          fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true })
-        }
+        const file = fileOf(filename)
+        if (file !== undefined && !readonly) fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true })
         const db = new DatabaseSync(filename, { readOnly: readonly })
         try {
           // First, so that switching to WAL below waits for another process's lock.
