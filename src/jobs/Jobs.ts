@@ -168,10 +168,12 @@ export const make = Effect.gen(function*() {
                   ? inventory.reportUnreachable(error)
                   : error._tag === "TargetError" && error.fault !== undefined
                   ? inventory.reportFault(error.message)
-                  // The caller's time ran out at the target: health says so when the target
-                  // had a fair share of it, half the caller's --request-timeout or
-                  // --stall-timeout if less (a job that got less was held up in the queue).
-                  : error._tag === "RequestTimeout" &&
+                  // The caller's time ran out at the target on an answer that comes whole
+                  // (`stream: false`: no stall bound before it): health says so when the
+                  // target had a fair share of that time, half the caller's --request-timeout
+                  // or --stall-timeout if less (a job that got less was held up in the queue).
+                  // A streamed answer's start is --stall-timeout's to judge (a model load).
+                  : error._tag === "RequestTimeout" && !startBounded &&
                       within >= Math.min(Duration.toMillis(config.stallTimeout), Duration.toMillis(config.requestTimeout) / 2)
                   ? inventory.reportFault(silentFor().message)
                   : Effect.void
