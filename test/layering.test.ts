@@ -69,8 +69,8 @@ describe("layering", () => {
     expect(cycles).toEqual([])
   })
 
-  it("the sources test for an error with isError, which holds across realms, not instanceof Error", () => {
-    const found = sourcesUnder("src")
+  it("the sources and plugins test for an error with isError, which holds across realms, not instanceof Error", () => {
+    const found = [...sourcesUnder("src"), ...sourcesUnder("plugins")]
       .filter((file) => file !== "src/Errors.ts")
       .filter((file) => /instanceof Error\b/.test(readFileSync(join(root, file), "utf8")))
     expect(found).toEqual([])

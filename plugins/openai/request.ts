@@ -11,7 +11,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { BadRequest, checkModel, GoJson, type JobEndpoint, type ModelNotFound } from "../../src/index.ts"
+import { BadRequest, checkModel, GoJson, isError, type JobEndpoint, type ModelNotFound } from "../../src/index.ts"
 
 // Ollama's `openai` request structs, with the fields foreman reads. `stream` is a plain Go
 // `bool`: a `null` leaves an earlier value alone, and its type is the target's to check.
@@ -62,7 +62,7 @@ export const decodeTranscription = (
     const form = yield* Effect.tryPromise({
       try: () => new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { "content-type": contentType } }).formData(),
       catch: (cause) =>
-        new BadRequest({ message: `failed to parse multipart form: ${cause instanceof Error ? cause.message : String(cause)}` })
+        new BadRequest({ message: `failed to parse multipart form: ${isError(cause) ? cause.message : String(cause)}` })
     })
     const model = form.get("model")
     if (typeof model !== "string" || model === "") return yield* new BadRequest({ message: "model is required" })
