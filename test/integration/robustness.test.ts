@@ -35,6 +35,14 @@ const inFrontOfBadTarget = (
   return running
 }
 
+/** The slot is free and the target serves again: the next job runs, health recovers. */
+const servedAgain = async (target: BadTarget, foreman: RunningForeman) => {
+  target.mode = "ok"
+  const reply = await new Ollama({ host: foreman.url }).generate({ model: "llama3.2", prompt: "next" })
+  expect(reply.response).toBe("echo: next")
+  expect(await foreman.health()).toMatchObject({ status: "ok", jobFaults: 0, lastError: null })
+}
+
 const generate = (prompt: string, stream: boolean) => JSON.stringify({ model: "llama3.2", prompt, stream })
 
 describe("a target that misbehaves", () => {
@@ -65,13 +73,7 @@ describe("a target that misbehaves", () => {
     expect((await foreman.health()).status).toBe("ok")
   })
 
-  /** The slot is free and the target serves again: the next job runs, health recovers. */
-  const servesAgain = async () => {
-    target.mode = "ok"
-    const reply = await new Ollama({ host: foreman.url }).generate({ model: "llama3.2", prompt: "next" })
-    expect(reply.response).toBe("echo: next")
-    expect(await foreman.health()).toMatchObject({ status: "ok", jobFaults: 0, lastError: null })
-  }
+  const servesAgain = () => servedAgain(target, foreman)
 
   it("headers and then nothing: the stream ends with an error line, the slot is freed, health says why", async () => {
     target.mode = "stall-after-headers"
@@ -199,12 +201,7 @@ describe("a target that takes a stream: false job and says nothing", () => {
     const served = await fetch(`${running.foreman.url}/api/generate`, { method: "POST", body: generate("warm", false) })
     expect(served.status).toBe(200)
   })
-  const servesAgain = async () => {
-    running.target.mode = "ok"
-    const reply = await new Ollama({ host: running.foreman.url }).generate({ model: "llama3.2", prompt: "next" })
-    expect(reply.response).toBe("echo: next")
-    expect(await running.foreman.health()).toMatchObject({ status: "ok", jobFaults: 0, lastError: null })
-  }
+  const servesAgain = () => servedAgain(running.target, running.foreman)
 
   it("an async job in the OpenAI dialect fails after --max-attempts, each attempt given --request-timeout", async () => {
     running.target.mode = "stall-before-headers"
