@@ -176,6 +176,17 @@ export interface RequestContext {
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
+/** A streamed chat's lines as Ollama merges them: the last line, and every line's text, thinking and tool calls. */
+export const chatParts = (lines: ReadonlyArray<Obj>) => {
+  const msgs = lines.map((l) => (isObj(l["message"]) ? l["message"] : {}))
+  return {
+    final: lines[lines.length - 1] ?? {},
+    content: msgs.map((m) => (typeof m["content"] === "string" ? m["content"] : "")).join(""),
+    thinking: msgs.map((m) => (typeof m["thinking"] === "string" ? m["thinking"] : "")).join(""),
+    toolCalls: msgs.flatMap((m) => (Array.isArray(m["tool_calls"]) ? m["tool_calls"] : [])) as Array<unknown>
+  }
+}
+
 const originNs = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint()
 /** Wall-clock time in nanoseconds (with sub-millisecond digits). */
 export const nowNs = (): bigint => originNs + process.hrtime.bigint()
@@ -1272,11 +1283,7 @@ export const startFakeTarget = async (options: FakeTargetOptions = {}): Promise<
     return out
   }
   const mergeChat = (lines: ReadonlyArray<Obj>): Obj => {
-    const last = lines[lines.length - 1] ?? {}
-    const msgs = lines.map((l) => (isObj(l["message"]) ? l["message"] : {}))
-    const content = msgs.map((m) => (typeof m["content"] === "string" ? m["content"] : "")).join("")
-    const thinking = msgs.map((m) => (typeof m["thinking"] === "string" ? m["thinking"] : "")).join("")
-    const toolCalls = msgs.flatMap((m) => (Array.isArray(m["tool_calls"]) ? m["tool_calls"] : []))
+    const { content, final: last, thinking, toolCalls } = chatParts(lines)
     const message: Obj = { role: "assistant", content }
     if (thinking !== "") message["thinking"] = thinking
     if (toolCalls.length > 0) message["tool_calls"] = toolCalls

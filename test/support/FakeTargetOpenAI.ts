@@ -8,6 +8,7 @@
  * layout (role on the first chunk, a separate finish chunk, an optional usage chunk, `[DONE]`).
  */
 import {
+  chatParts,
   decodeRequest,
   field,
   float32,
@@ -230,11 +231,7 @@ const chatCompletions = (ctx: RequestContext, native: Native): Outcome => {
       nonStreamCharset: false,
       errorReply: openAIError,
       merge: (lines) => {
-        const final = lines[lines.length - 1]
-        const msgs = lines.map((l) => (isObj(l["message"]) ? l["message"] : {}))
-        const content = msgs.map((m) => (typeof m["content"] === "string" ? m["content"] : "")).join("")
-        const reasoning = msgs.map((m) => (typeof m["thinking"] === "string" ? m["thinking"] : "")).join("")
-        const toolCalls = msgs.flatMap((m) => (Array.isArray(m["tool_calls"]) ? m["tool_calls"] : []))
+        const { content, final, thinking: reasoning, toolCalls } = chatParts(lines)
         const message: Obj = { role: "assistant", content }
         if (reasoning !== "") message["reasoning"] = reasoning
         if (toolCalls.length > 0) message["tool_calls"] = toOpenAIToolCalls(toolCalls)
@@ -613,11 +610,7 @@ const responses = (ctx: RequestContext, native: Native): Outcome => {
       nonStreamCharset: false,
       errorReply: openAIError,
       merge: (lines) => {
-        const final = lines[lines.length - 1]
-        const msgs = lines.map((l) => (isObj(l["message"]) ? l["message"] : {}))
-        const content = msgs.map((m) => (typeof m["content"] === "string" ? m["content"] : "")).join("")
-        const thinking = msgs.map((m) => (typeof m["thinking"] === "string" ? m["thinking"] : "")).join("")
-        const toolCalls = msgs.flatMap((m) => (Array.isArray(m["tool_calls"]) ? m["tool_calls"] : []))
+        const { content, final, thinking, toolCalls } = chatParts(lines)
         const output: Obj[] = []
         if (thinking !== "") output.push({ id: `rs_${responseId}`, type: "reasoning", summary: [{ type: "summary_text", text: thinking }], encrypted_content: thinking })
         if (toolCalls.length > 0) {

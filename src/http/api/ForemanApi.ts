@@ -223,17 +223,22 @@ const TargetWake = Schema.Struct({
   })))
 }).annotations({ identifier: "TargetWake" })
 
-/** One target as health reports it. `url` and `lastError` for admin keys only (or with keys off). */
-const TargetHealth = Schema.Struct({
-  name: Schema.String.annotations({ description: "Its name: what `X-Foreman-Target` names it by." }),
-  url: Schema.optional(Schema.String),
-  status: Schema.Literal("ok", "degraded"),
+/** How a target answers: its polls, and the jobs it took and failed (`lastError`: admin only). */
+const targetState = {
   reachable: Schema.Boolean,
   lastPollAt: Schema.NullOr(Schema.String),
   lastSuccessAt: Schema.NullOr(Schema.String),
   consecutiveFailures: Schema.Number,
   lastError: Schema.optional(Schema.NullOr(Schema.String)),
-  jobFaults: Schema.Number,
+  jobFaults: Schema.Number
+}
+
+/** One target as health reports it. `url` and `lastError` for admin keys only (or with keys off). */
+const TargetHealth = Schema.Struct({
+  name: Schema.String.annotations({ description: "Its name: what `X-Foreman-Target` names it by." }),
+  url: Schema.optional(Schema.String),
+  status: Schema.Literal("ok", "degraded"),
+  ...targetState,
   models: Schema.Number.annotations({ description: "Models in its last inventory." }),
   resident: Schema.Array(Schema.String).annotations({ description: "The models its /api/ps listed, as last polled." }),
   running: Schema.Number.annotations({ description: "Its slots in use." }),
@@ -251,12 +256,7 @@ const TargetHealth = Schema.Struct({
 export const Health = Schema.Struct({
   status: Schema.Literal("ok", "degraded").annotations({ description: "`degraded` when any target is." }),
   target: Schema.optional(Schema.String),
-  reachable: Schema.Boolean,
-  lastPollAt: Schema.NullOr(Schema.String),
-  lastSuccessAt: Schema.NullOr(Schema.String),
-  consecutiveFailures: Schema.Number,
-  lastError: Schema.optional(Schema.NullOr(Schema.String)),
-  jobFaults: Schema.Number,
+  ...targetState,
   models: Schema.Number.annotations({ description: "The models `/api/tags` lists: each once over every target." }),
   resident: Schema.Array(Schema.String),
   queueDepth: Schema.Number,
