@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AnthropicPlugin } from "../../plugins/anthropic/index.ts"
 import type { FakeTarget } from "../support/FakeTarget.ts"
 import { collect, rejection, without } from "../support/compare.ts"
-import type { RunningForeman } from "../support/foreman.ts"
+import type { Job } from "../../src/http/api/ForemanApi.ts"
+import { finishedJob, type RunningForeman } from "../support/foreman.ts"
 import { startInFront } from "../support/inFront.ts"
 
 /** Drops what differs between two identical calls: ids and times. */
@@ -190,20 +191,12 @@ describe("through foreman, the Anthropic client gets what the target's /v1/messa
   })
 
   describe("Prefer: respond-async", () => {
-    interface Job {
-      id: string
-      status: string
-      endpoint: string
-      model: string
-      priority: string
-      result?: unknown
-    }
-    const wait = async (location: string) => (await (await fetch(`${foreman.url}${location}?wait=30s`)).json()) as Job
+    const wait = (location: string) => finishedJob(foreman.url, location)
 
     it("answers 202 with the job; its result is the non-streamed message", async () => {
       const response = await post(`${foreman.url}/v1/messages`, JSON.stringify({ ...request, stream: true }), { prefer: "respond-async" })
       expect(response.status).toBe(202)
-      const job = (await response.json()) as Job
+      const job = (await response.json()) as typeof Job.Encoded
       expect(job).toMatchObject({ endpoint: "/v1/messages", model: "llama3.2", priority: "batch" })
       const done = await wait(response.headers.get("location")!)
       expect(done.status).toBe("succeeded")

@@ -9,7 +9,8 @@ import OpenAI, { APIError, BadRequestError, InternalServerError, NotFoundError }
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest"
 import { OpenAiPlugin } from "../../plugins/openai/index.ts"
 import { type FakeTarget, startFakeTarget } from "../support/FakeTarget.ts"
-import { type RunningForeman, startForeman } from "../support/foreman.ts"
+import type { Job } from "../../src/http/api/ForemanApi.ts"
+import { finishedJob, type RunningForeman, startForeman } from "../support/foreman.ts"
 
 const collect = async <T>(stream: AsyncIterable<T>): Promise<Array<T>> => {
   const parts: Array<T> = []
@@ -288,22 +289,14 @@ describe("through foreman, the openai client gets what the target's /v1 gives", 
   })
 
   describe("Prefer: respond-async", () => {
-    interface Job {
-      id: string
-      status: string
-      endpoint: string
-      model: string
-      priority: string
-      result?: unknown
-    }
-    const wait = async (location: string) => (await (await fetch(`${foreman.url}${location}?wait=30s`)).json()) as Job
+    const wait = (location: string) => finishedJob(foreman.url, location)
 
     it("POST /v1/chat/completions answers 202 with the job; its result is the non-streamed completion", async () => {
       // Even a request that asked for a stream: the stored result is the final body.
       const body = JSON.stringify({ ...chatRequest, stream: true })
       const response = await post(`${foreman.url}/v1/chat/completions`, body, { prefer: "respond-async" })
       expect(response.status).toBe(202)
-      const job = (await response.json()) as Job
+      const job = (await response.json()) as typeof Job.Encoded
       const location = response.headers.get("location")
       expect(location).toBe(`/foreman/v1/jobs/${job.id}`)
       expect(job).toMatchObject({ endpoint: "/v1/chat/completions", model: "llama3.2", priority: "batch" })
@@ -321,7 +314,7 @@ describe("through foreman, the openai client gets what the target's /v1 gives", 
         "x-foreman-priority": "normal"
       })
       expect(response.status).toBe(202)
-      const job = (await response.json()) as Job
+      const job = (await response.json()) as typeof Job.Encoded
       expect(job.priority).toBe("normal")
       const done = await wait(response.headers.get("location")!)
       expect(done.status).toBe("succeeded")

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ForemanConfig, type ForemanSettings } from "../../src/Config.ts"
 import { ForemanLive, NodePlatformLive } from "../../src/Foreman.ts"
+import type { Job } from "../../src/http/api/ForemanApi.ts"
 import type { PluginServices } from "../../src/plugin/Plugin.ts"
 
 export interface RunningForeman {
@@ -88,3 +89,7 @@ export const startForeman = async (
     close: () => runtime.dispose()
   }
 }
+
+/** The async job at `location` (a 202's `Location`) once it has finished, or as it is after 30 s. */
+export const finishedJob = async (url: string, location: string): Promise<typeof Job.Encoded> =>
+  (await (await fetch(`${url}${location}?wait=30s`)).json()) as typeof Job.Encoded
